@@ -1,0 +1,50 @@
+package dev.marble.tensors.kernels;
+
+import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.Simd;
+import dev.marble.tensors.Tensor;
+
+/**
+ * 2-D convolution over channels-last activations: x [B, H, W, IC] → out [B, OH, OW, OC], with
+ * OH = (H + padTop + padBottom − KH) / stride + 1 (likewise OW). Zero padding.
+ */
+public final class Conv2d {
+    private Conv2d() {
+    }
+
+    /** Symmetric padding on all sides. */
+    public static void forward(Tensor x, ConvWeights w, int stride, int pad, Tensor out) {
+        forward(x, w, stride, pad, pad, pad, pad, out);
+    }
+
+    public static void forward(Tensor x, ConvWeights w, int stride, int padTop, int padLeft, int padBottom,
+            int padRight, Tensor out) {
+        if (x.rank() != 4 || x.dim(3) != w.inChannels()) {
+            throw new MarbleException("conv2d: input " + x + " is not [B, H, W, " + w.inChannels() + "]");
+        }
+        if (stride < 1) {
+            throw new MarbleException("conv2d: stride must be positive, got " + stride);
+        }
+        int b = x.size(0);
+        int h = x.size(1);
+        int wd = x.size(2);
+        int oh = outSize(h, w.kernelHeight(), stride, padTop + padBottom);
+        int ow = outSize(wd, w.kernelWidth(), stride, padLeft + padRight);
+        Checks.f32("conv2d input", x, b, h, wd, w.inChannels());
+        Checks.f32("conv2d output", out, b, oh, ow, w.outChannels());
+        if (Simd.ENABLED) {
+            Conv2dScalar.forward(x, w, stride, padTop, padLeft, out);
+        } else {
+            Conv2dScalar.forward(x, w, stride, padTop, padLeft, out);
+        }
+    }
+
+    /** Output size along one axis. */
+    public static int outSize(int in, int kernel, int stride, int padTotal) {
+        int o = (in + padTotal - kernel) / stride + 1;
+        if (o <= 0) {
+            throw new MarbleException("conv2d: input size " + in + " too small for kernel " + kernel);
+        }
+        return o;
+    }
+}

@@ -1,0 +1,30 @@
+package dev.marble.tensors.kernels;
+
+import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.Simd;
+import dev.marble.tensors.Tensor;
+
+/** C [M, N] = A [M, K] · B [K, N] (+ bias [N]). A and C are F32; leading dimensions are flattened into M. */
+public final class Gemm {
+    private Gemm() {
+    }
+
+    public static void matmul(Tensor a, PackedMatrix b, Tensor bias, Tensor c) {
+        int k = b.k();
+        int n = b.n();
+        if (a.dim(-1) != k) {
+            throw new MarbleException("matmul: A " + a + " does not match B [" + k + ", " + n + "]");
+        }
+        int m = Math.toIntExact(a.numel() / Math.max(1, k));
+        Checks.f32("matmul A", a.reshape(m, k), m, k);
+        Checks.f32("matmul C", c.reshape(-1, n), m, n);
+        if (bias != null) {
+            Checks.f32("matmul bias", bias, n);
+        }
+        if (Simd.ENABLED) {
+            GemmScalar.matmul(a, b, bias, c, m);
+        } else {
+            GemmScalar.matmul(a, b, bias, c, m);
+        }
+    }
+}
