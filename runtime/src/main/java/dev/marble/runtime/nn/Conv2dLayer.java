@@ -1,6 +1,7 @@
 package dev.marble.runtime.nn;
 
 import dev.marble.tensors.DType;
+import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Conv2d;
@@ -51,11 +52,20 @@ public final class Conv2dLayer {
     }
 
     public int outHeight(int h) {
-        return Conv2d.outSize(h, weight.kernelHeight(), stride, padTop + padBottom);
+        return outSize("height", h, weight.kernelHeight(), padTop + padBottom);
     }
 
     public int outWidth(int w) {
-        return Conv2d.outSize(w, weight.kernelWidth(), stride, padLeft + padRight);
+        return outSize("width", w, weight.kernelWidth(), padLeft + padRight);
+    }
+
+    /** As torch: the padded input must hold at least one kernel window. */
+    private int outSize(String axis, int in, int kernel, int padTotal) {
+        if (in + padTotal < kernel) {
+            throw new MarbleException("conv2d: input " + axis + " " + in + " (padded " + (in + padTotal)
+                    + ") is smaller than the kernel " + kernel);
+        }
+        return Conv2d.outSize(in, kernel, stride, padTotal);
     }
 
     /** out [B, OH, OW, out] = conv(x [B, H, W, in]). */
