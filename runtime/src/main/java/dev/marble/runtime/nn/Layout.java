@@ -17,8 +17,8 @@ import java.util.Arrays;
  */
 public final class Layout {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    /** Tile edge in floats: a 32×32 tile (4 KiB) plus its transposed row buffer fit in L1. */
-    private static final int TILE = 32;
+    /** Floats per tile: a tile and its transpose (8 KiB) stay in L1. */
+    private static final int TILE_AREA = 1024;
 
     private Layout() {
     }
@@ -55,35 +55,51 @@ public final class Layout {
         return out;
     }
 
-    /** dst [b][cols][rows] = src [b][rows][cols], contiguous F32. */
+    /**
+     * dst [b][cols][rows] = src [b][rows][cols], contiguous F32, in tiles of about 1024 floats. A
+     * dimension under 32 (3 image channels, 4 latent channels) is taken whole, and the other side of
+     * the tile grows to keep the area: a tile spanning all columns is one contiguous read, one
+     * spanning all rows is one contiguous write.
+     */
     static void transpose(MemorySegment src, MemorySegment dst, int batch, int rows, int cols) {
-        int rowTiles = (rows + TILE - 1) / TILE;
-        int colTiles = (cols + TILE - 1) / TILE;
+        int tileRows = rows < 32 ? rows : cols < 32 ? Math.min(rows, TILE_AREA / cols) : 32;
+        int tileCols = cols < 32 ? cols : rows < 32 ? Math.min(cols, TILE_AREA / rows) : 32;
+        int rowTiles = (rows + tileRows - 1) / tileRows;
+        int colTiles = (cols + tileCols - 1) / tileCols;
         long perBatch = (long) rowTiles * colTiles;
         int tiles = Math.toIntExact(batch * perBatch);
         long plane = (long) rows * cols;
         Parallel.forChunks(tiles, (chunk, t0, t1) -> {
-            float[] tile = new float[TILE * TILE];
-            float[] line = new float[TILE];
+            float[] in = new float[tileRows * tileCols];
+            float[] out = new float[tileRows * tileCols];
             for (int t = t0; t < t1; t++) {
                 int b = (int) (t / perBatch);
-                int rt = (int) (t % perBatch / colTiles);
-                int ct = (int) (t % colTiles);
-                int r0 = rt * TILE;
-                int c0 = ct * TILE;
-                int nr = Math.min(TILE, rows - r0);
-                int nc = Math.min(TILE, cols - c0);
+                int r0 = (int) (t % perBatch / colTiles) * tileRows;
+                int c0 = (int) (t % colTiles) * tileCols;
+                int nr = Math.min(tileRows, rows - r0);
+                int nc = Math.min(tileCols, cols - c0);
                 long base = b * plane;
-                // 1. read nr source rows of nc floats each
-                for (int r = 0; r < nr; r++) {
-                    MemorySegment.copy(src, F, (base + (long) (r0 + r) * cols + c0) * 4, tile, r * TILE, nc);
+                // 1. read the tile as in [nr][nc]
+                if (nc == cols) {
+                    MemorySegment.copy(src, F, (base + (long) r0 * cols) * 4, in, 0, nr * nc);
+                } else {
+                    for (int r = 0; r < nr; r++) {
+                        MemorySegment.copy(src, F, (base + (long) (r0 + r) * cols + c0) * 4, in, r * nc, nc);
+                    }
                 }
-                // 2. write them back as nc destination rows of nr floats
+                // 2. transpose to out [nc][nr]
                 for (int c = 0; c < nc; c++) {
                     for (int r = 0; r < nr; r++) {
-                        line[r] = tile[r * TILE + c];
+                        out[c * nr + r] = in[r * nc + c];
                     }
-                    MemorySegment.copy(line, 0, dst, F, (base + (long) (c0 + c) * rows + r0) * 4, nr);
+                }
+                // 3. write it
+                if (nr == rows) {
+                    MemorySegment.copy(out, 0, dst, F, (base + (long) c0 * rows) * 4, nc * nr);
+                } else {
+                    for (int c = 0; c < nc; c++) {
+                        MemorySegment.copy(out, c * nr, dst, F, (base + (long) (c0 + c) * rows + r0) * 4, nr);
+                    }
                 }
             }
         });

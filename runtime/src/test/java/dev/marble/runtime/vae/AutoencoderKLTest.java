@@ -1,5 +1,6 @@
 package dev.marble.runtime.vae;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,12 +12,15 @@ import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.weights.SafetensorsSource;
+import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -106,6 +110,71 @@ class AutoencoderKLTest {
         }
     }
 
+    /**
+     * Checkpoints from diffusers before 0.14 name the mid-block attention projections query / key /
+     * value / proj_attn, and LDM conversions store them as 1×1 convs [C, C, 1, 1]: both load and
+     * decode the same.
+     */
+    @Test
+    void legacyAttentionKeysLoad() {
+        Path file = GoldenCase.root().resolve("models/sd15-tiny/vae/diffusion_pytorch_model.safetensors");
+        try (SafetensorsSource src = SafetensorsSource.open(file);
+                GoldenCase g = GoldenCase.open("vae_decode_sd15-tiny_small_debug");
+                Workspace ws = new Workspace()) {
+            WeightScope root = WeightScope.root(new LegacyAttentionNames(src));
+            AutoencoderKL legacy = AutoencoderKL.load(config, root, ARENA);
+            assertEquals(Set.of(), root.unusedKeys());
+            assertArrayEquals(fp32.decode(ws, g.tensor("z")).toFloatArray(),
+                    legacy.decode(ws, g.tensor("z")).toFloatArray());
+        }
+    }
+
+    /** The old names over a current file; projection weights reshaped to [C, C, 1, 1]. */
+    private record LegacyAttentionNames(TensorSource src) implements TensorSource {
+        private static final Map<String, String> OLD_TO_NEW = Map.of(
+                ".query.", ".to_q.", ".key.", ".to_k.", ".value.", ".to_v.", ".proj_attn.", ".to_out.0.");
+
+        private static String toNew(String key) {
+            for (Map.Entry<String, String> e : OLD_TO_NEW.entrySet()) {
+                key = key.replace(e.getKey(), e.getValue());
+            }
+            return key;
+        }
+
+        private static String toOld(String key) {
+            for (Map.Entry<String, String> e : OLD_TO_NEW.entrySet()) {
+                key = key.replace(e.getValue(), e.getKey());
+            }
+            return key;
+        }
+
+        @Override
+        public boolean contains(String key) {
+            return keys().contains(key);
+        }
+
+        @Override
+        public Tensor get(String key) {
+            Tensor t = src.get(toNew(key));
+            return key.endsWith(".weight") && t.rank() == 2 ? t.reshape(t.dim(0), t.dim(1), 1, 1) : t;
+        }
+
+        @Override
+        public Set<String> keys() {
+            return src.keys().stream().map(LegacyAttentionNames::toOld).collect(Collectors.toSet());
+        }
+
+        @Override
+        public String describe() {
+            return "legacy-named " + src.describe();
+        }
+
+        @Override
+        public void close() {
+            src.close();
+        }
+    }
+
     /** Temporaries go back to the workspace: a second call allocates nothing new. */
     @Test
     void secondDecodeReusesTheWorkspace() {
@@ -119,7 +188,7 @@ class AutoencoderKLTest {
 
     @Test
     void badInputsFailWithOneLineMessages() {
-        try (Arena a = Arena.ofConfined(); Workspace ws = new Workspace()) {
+        try (Arena a = Arena.ofShared(); Workspace ws = new Workspace()) {
             MarbleException e = assertThrows(MarbleException.class,
                     () -> fp32.decode(ws, Tensor.allocate(a, DType.F32, 1, 3, 4, 4)));
             assertTrue(e.getMessage().contains("[B, 4, H, W]"), e.getMessage());
