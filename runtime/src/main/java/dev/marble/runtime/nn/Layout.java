@@ -66,16 +66,16 @@ public final class Layout {
         int tileCols = cols < 32 ? cols : rows < 32 ? Math.min(cols, TILE_AREA / rows) : 32;
         int rowTiles = (rows + tileRows - 1) / tileRows;
         int colTiles = (cols + tileCols - 1) / tileCols;
-        long perBatch = (long) rowTiles * colTiles;
-        int tiles = Math.toIntExact(batch * perBatch);
+        int perBatch = Math.toIntExact((long) rowTiles * colTiles);
+        int tiles = Math.toIntExact((long) batch * perBatch);
         long plane = (long) rows * cols;
         Parallel.forChunks(tiles, (chunk, t0, t1) -> {
             float[] in = new float[tileRows * tileCols];
             float[] out = new float[tileRows * tileCols];
             for (int t = t0; t < t1; t++) {
-                int b = (int) (t / perBatch);
-                int r0 = (int) (t % perBatch / colTiles) * tileRows;
-                int c0 = (int) (t % colTiles) * tileCols;
+                int b = t / perBatch;
+                int r0 = t % perBatch / colTiles * tileRows;
+                int c0 = t % colTiles * tileCols;
                 int nr = Math.min(tileRows, rows - r0);
                 int nc = Math.min(tileCols, cols - c0);
                 long base = b * plane;
