@@ -18,11 +18,15 @@ public final class Images {
      * numpy_to_pil does: round(x · 255) after clamping.
      */
     public static byte[] toRgb8(Tensor image) {
-        float[] v = image.toFloatArray();
+        return toRgb8(image.toFloatArray());
+    }
+
+    /** The same for a plain array of [0, 1] floats. */
+    public static byte[] toRgb8(float[] v) {
         byte[] out = new byte[v.length];
         for (int i = 0; i < v.length; i++) {
             float x = Math.min(1f, Math.max(0f, v[i]));
-            out[i] = (byte) Math.round(x * 255f);
+            out[i] = (byte) (int) Math.rint(x * 255f); // numpy rounds half to even
         }
         return out;
     }

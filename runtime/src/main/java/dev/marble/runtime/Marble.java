@@ -1,0 +1,176 @@
+package dev.marble.runtime;
+
+import dev.marble.runtime.clip.ClipTextConfig;
+import dev.marble.runtime.clip.ClipTextModel;
+import dev.marble.runtime.clip.ClipTokenizer;
+import dev.marble.runtime.schedulers.SchedulerConfig;
+import dev.marble.runtime.unet.UNet2DConditionModel;
+import dev.marble.runtime.unet.UNetConfig;
+import dev.marble.runtime.vae.AutoencoderKL;
+import dev.marble.runtime.vae.AutoencoderKLConfig;
+import dev.marble.tensors.MarbleException;
+import dev.marble.weights.WeightScope;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * A loaded Stable Diffusion model: load once, then generate many times, from many threads.
+ *
+ * <pre>{@code
+ * try (var model = Marble.load(path)) {
+ *     var result = model.generate(GenerationRequest.builder().prompt("a red circle").seed(42).build(),
+ *             GenerationListener.NONE);
+ * }
+ * }</pre>
+ *
+ * <p>After loading, the model is immutable: weights are packed into memory owned by the model and
+ * the files are closed. Each generation owns its scratch memory, so concurrent generations do not
+ * interfere. {@link #close()} frees the weights; no generation may run then.
+ */
+public final class Marble implements AutoCloseable {
+    private final Arena arena;
+    private final String name;
+    private final Path hashFile;
+    private final ClipTokenizer tokenizer;
+    private final ClipTextModel textEncoder;
+    private final UNet2DConditionModel unet;
+    private final AutoencoderKL vae;
+    private final SchedulerConfig schedulerConfig;
+    private final Set<String> unusedKeys;
+    private volatile String hash;
+
+    private Marble(Arena arena, String name, Path hashFile, ClipTokenizer tokenizer, ClipTextModel textEncoder,
+            UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, Set<String> unusedKeys) {
+        this.arena = arena;
+        this.name = name;
+        this.hashFile = hashFile;
+        this.tokenizer = tokenizer;
+        this.textEncoder = textEncoder;
+        this.unet = unet;
+        this.vae = vae;
+        this.schedulerConfig = schedulerConfig;
+        this.unusedKeys = unusedKeys;
+    }
+
+    /** Loads a diffusers folder or a single-file checkpoint, all components, plain weights. */
+    public static Marble load(Path path) {
+        return load(path, LoadOptions.defaults());
+    }
+
+    /** Loads the components {@code options} asks for. */
+    public static Marble load(Path path, LoadOptions options) {
+        Arena arena = Arena.ofShared();
+        try (ModelFiles files = ModelFiles.open(path, options)) {
+            Set<String> unused = new TreeSet<>();
+            ClipTokenizer tokenizer = options.wants(Component.TOKENIZER) ? ClipTokenizer.load(files.tokenizerDir()) : null;
+            ClipTextModel te = null;
+            if (options.wants(Component.TEXT_ENCODER)) {
+                WeightScope w = WeightScope.root(files.weights(Component.TEXT_ENCODER));
+                te = ClipTextModel.load(ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER)), w.at("text_model"), arena);
+                unused.addAll(w.unusedKeys());
+            }
+            UNet2DConditionModel unet = null;
+            if (options.wants(Component.UNET)) {
+                WeightScope w = WeightScope.root(files.weights(Component.UNET));
+                unet = UNet2DConditionModel.load(UNetConfig.parse(files.config(Component.UNET), "unet config"), w, arena);
+                unused.addAll(w.unusedKeys());
+            }
+            AutoencoderKL vae = null;
+            if (options.wants(Component.VAE)) {
+                WeightScope w = WeightScope.root(files.weights(Component.VAE));
+                vae = AutoencoderKL.load(AutoencoderKLConfig.fromJson(files.config(Component.VAE)), w, arena);
+                unused.addAll(w.unusedKeys());
+            }
+            SchedulerConfig sched = options.wants(Component.SCHEDULER)
+                    ? SchedulerConfig.of(files.config(Component.SCHEDULER)) : null;
+            return new Marble(arena, files.name(), files.hashFile(), tokenizer, te, unet, vae, sched,
+                    Set.copyOf(unused));
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** Generates {@code request.batchCount()} images. */
+    public GenerationResult generate(GenerationRequest request, GenerationListener listener) {
+        return new StableDiffusionPipeline(this).run(request, listener == null ? GenerationListener.NONE : listener);
+    }
+
+    /** The model's name: its folder or file name. */
+    public String name() {
+        return name;
+    }
+
+    /**
+     * The first 10 hex digits of the SHA-256 of the checkpoint file (A1111's "AutoV2" hash), or of the
+     * UNet weights file of a diffusers folder. Computed on first use.
+     */
+    public String hash() {
+        String h = hash;
+        if (h == null) {
+            h = sha256Prefix(hashFile);
+            hash = h;
+        }
+        return h;
+    }
+
+    private static String sha256Prefix(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 20];
+            for (int r; (r = in.read(buf)) > 0; ) {
+                md.update(buf, 0, r);
+            }
+            return HexFormat.of().formatHex(md.digest()).substring(0, 10);
+        } catch (IOException e) {
+            throw new MarbleException(file + ": cannot read to hash: " + e.getMessage());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Weight keys that no component read (EMA copies, extra buffers), for --verbose. */
+    public Set<String> unusedKeys() {
+        return unusedKeys;
+    }
+
+    public ClipTokenizer tokenizer() {
+        return require(tokenizer, Component.TOKENIZER);
+    }
+
+    public ClipTextModel textEncoder() {
+        return require(textEncoder, Component.TEXT_ENCODER);
+    }
+
+    public UNet2DConditionModel unet() {
+        return require(unet, Component.UNET);
+    }
+
+    public AutoencoderKL vae() {
+        return require(vae, Component.VAE);
+    }
+
+    public SchedulerConfig schedulerConfig() {
+        return require(schedulerConfig, Component.SCHEDULER);
+    }
+
+    private static <T> T require(T part, Component c) {
+        if (part == null) {
+            throw new MarbleException("the " + c.folder() + " was not loaded");
+        }
+        return part;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

@@ -1,0 +1,36 @@
+package dev.marble.tools;
+
+import dev.marble.runtime.Component;
+import dev.marble.runtime.LoadOptions;
+import dev.marble.runtime.Marble;
+import dev.marble.tensors.MarbleException;
+import java.nio.file.Path;
+import java.util.Set;
+import picocli.CommandLine.Option;
+
+/** How a command finds and loads its model. */
+final class ModelOptions {
+    @Option(names = {"-m", "--model"}, paramLabel = "M", required = true,
+            description = "A diffusers folder or a single-file .safetensors checkpoint.")
+    Path model;
+
+    @Option(names = "--variant", paramLabel = "NAME", description = "Weights variant of a diffusers folder, e.g. fp16.")
+    String variant;
+
+    @Option(names = "--config", paramLabel = "YAML", description = "Original config of a single-file checkpoint (default: <name>.yaml beside it).")
+    Path config;
+
+    @Option(names = "--tokenizer", paramLabel = "DIR", description = "Tokenizer folder (vocab.json, merges.txt) for a single-file checkpoint.")
+    Path tokenizer;
+
+    Marble load(Set<Component> components, Options common) {
+        if (variant != null && variant.isBlank()) {
+            throw new MarbleException("--variant: empty name");
+        }
+        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components));
+        if (common.verbose() && !m.unusedKeys().isEmpty()) {
+            System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
+        }
+        return m;
+    }
+}
