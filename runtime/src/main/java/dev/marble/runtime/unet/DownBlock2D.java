@@ -38,8 +38,8 @@ final class DownBlock2D {
                     c.normNumGroups(), c.normEps(), act, 1f, arena));
             if (crossAttn) {
                 attentions.add(Transformer2DModel.load(w.at("attentions").at(j), out, c.attentionHeads().get(i),
-                        c.transformerLayersPerBlock().get(i).get(j), c.crossAttentionDim().get(i), c.normNumGroups(),
-                        c.useLinearProjection(), arena));
+                        c.headSize(i), c.transformerLayersPerBlock().get(i).get(j), c.crossAttentionDim().get(i),
+                        c.normNumGroups(), c.useLinearProjection(), arena));
             }
         }
         boolean last = i == c.numBlocks() - 1;

@@ -1,7 +1,6 @@
 package dev.marble.runtime.unet;
 
 import dev.marble.tensors.DType;
-import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
@@ -34,17 +33,9 @@ final class Transformer2DModel {
         this.proj_out = proj_out;
     }
 
-    /**
-     * @param heads number of heads; the head size is channels / heads (integer division, as diffusers'
-     *        blocks pass {@code out_channels // num_attention_heads})
-     */
-    static Transformer2DModel load(WeightScope w, int channels, int heads, int layers, int crossAttentionDim,
-            int groups, boolean linearProjection, Arena arena) {
-        if (heads > channels) {
-            throw new MarbleException(w.prefix() + ": " + heads + " attention heads for "
-                    + channels + " channels");
-        }
-        int headDim = channels / heads;
+    /** inner = heads · headDim, which equals channels unless heads does not divide them. */
+    static Transformer2DModel load(WeightScope w, int channels, int heads, int headDim, int layers,
+            int crossAttentionDim, int groups, boolean linearProjection, Arena arena) {
         int inner = heads * headDim;
         List<BasicTransformerBlock> blocks = new ArrayList<>();
         for (int i = 0; i < layers; i++) {

@@ -78,7 +78,8 @@ public final class UNet2DConditionModel {
     /**
      * Builds the model from {@code w} (keys as in diffusers' {@code unet/diffusion_pytorch_model.safetensors},
      * relative to {@code w}), checking every tensor's shape against the config. Packed weights and
-     * widened norms live in {@code arena}, which must outlive the model.
+     * widened norms live in {@code arena}, which must outlive the model and be shared
+     * ({@link Arena#ofShared()}, {@link Arena#global()} or an auto arena): the kernels' worker threads read it.
      */
     public static UNet2DConditionModel load(UNetConfig c, WeightScope w, Arena arena) {
         Activation.Kind act = Activation.Kind.fromConfig(c.actFn());

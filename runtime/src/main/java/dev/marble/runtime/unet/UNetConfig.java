@@ -3,6 +3,7 @@ package dev.marble.runtime.unet;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.kernels.Activation;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -79,6 +80,14 @@ public record UNetConfig(
     /** Number of down (and up) blocks. */
     public int numBlocks() {
         return blockOutChannels.size();
+    }
+
+    /**
+     * Size of one attention head in block {@code i} (down-block order): channels // heads, as diffusers'
+     * blocks pass {@code out_channels // num_attention_heads} to Transformer2DModel.
+     */
+    public int headSize(int i) {
+        return blockOutChannels.get(i) / attentionHeads.get(i);
     }
 
     /** Reads and validates {@code config.json}. */
@@ -177,6 +186,10 @@ public record UNetConfig(
         int midTl = midEntry.isArray() ? r.positive("transformer_layers_per_block", midEntry.get(0))
                 : r.positive("transformer_layers_per_block", midEntry);
 
+        for (int i = 0; i < n; i++) {
+            r.require(attnHeads.get(i) <= blockOut.get(i), headsKey, attnHeads.get(i) + " heads for "
+                    + blockOut.get(i) + " channels in block " + i);
+        }
         int timeDim = r.optInt("time_embedding_dim", -1);
         if (timeDim == -1) {
             timeDim = blockOut.get(0) * 4; // diffusers _set_time_proj: block_out_channels[0] * 4
@@ -206,12 +219,12 @@ public record UNetConfig(
                 r.optBool("use_linear_projection", false),
                 r.positive("norm_num_groups", r.node("norm_num_groups")),
                 (float) r.optDouble("norm_eps", 1e-5),
-                r.optString("act_fn", "silu"),
+                r.activation("act_fn", "silu"),
                 r.optBool("flip_sin_to_cos", true),
                 (float) r.optDouble("freq_shift", 0),
                 timeDim,
-                r.optString("time_embedding_act_fn", null),
-                r.optString("timestep_post_act", null),
+                r.activation("time_embedding_act_fn", null),
+                r.activation("timestep_post_act", null),
                 convIn,
                 convOut,
                 downPad,
@@ -348,6 +361,19 @@ public record UNetConfig(
             }
             require(v.isTextual(), key, "expected a string, got " + v);
             return v.asText();
+        }
+
+        /** An activation name the kernels support (or null where {@code fallback} is null). */
+        String activation(String key, String fallback) {
+            String name = optString(key, fallback);
+            if (name != null) {
+                try {
+                    Activation.Kind.fromConfig(name);
+                } catch (MarbleException e) {
+                    throw new MarbleException(where + ": " + key + ": " + e.getMessage());
+                }
+            }
+            return name;
         }
 
         int optInt(String key, int fallback) {

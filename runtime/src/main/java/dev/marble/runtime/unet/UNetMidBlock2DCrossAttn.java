@@ -27,8 +27,8 @@ final class UNetMidBlock2DCrossAttn {
                 ResnetBlock2D.load(w.at("resnets").at(0), ch, ch, c.timeEmbeddingDim(), c.normNumGroups(),
                         c.normEps(), act, scale, arena),
                 Transformer2DModel.load(w.at("attentions").at(0), ch, c.attentionHeads().get(n - 1),
-                        c.midTransformerLayers(), c.crossAttentionDim().get(n - 1), c.normNumGroups(),
-                        c.useLinearProjection(), arena),
+                        c.headSize(n - 1), c.midTransformerLayers(), c.crossAttentionDim().get(n - 1),
+                        c.normNumGroups(), c.useLinearProjection(), arena),
                 ResnetBlock2D.load(w.at("resnets").at(1), ch, ch, c.timeEmbeddingDim(), c.normNumGroups(),
                         c.normEps(), act, scale, arena));
     }

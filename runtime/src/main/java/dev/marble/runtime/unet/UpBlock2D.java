@@ -47,7 +47,8 @@ final class UpBlock2D {
                     c.normNumGroups(), c.normEps(), act, 1f, arena));
             if (crossAttn) {
                 attentions.add(Transformer2DModel.load(w.at("attentions").at(j), out,
-                        c.attentionHeads().get(n - 1 - i), c.upTransformerLayersPerBlock().get(i).get(j),
+                        c.attentionHeads().get(n - 1 - i), c.headSize(n - 1 - i),
+                        c.upTransformerLayersPerBlock().get(i).get(j),
                         c.crossAttentionDim().get(n - 1 - i), c.normNumGroups(), c.useLinearProjection(), arena));
             }
         }

@@ -24,7 +24,8 @@ final class Golden {
         }
         Path d = Path.of(p);
         if (!Files.isRegularFile(d.resolve("manifest.json"))) {
-            throw new IllegalStateException("golden folder missing or incomplete: no manifest.json in " + d.toAbsolutePath());
+            throw new IllegalStateException("golden folder missing or incomplete: no manifest.json in "
+                    + d.toAbsolutePath());
         }
         return d;
     }
@@ -33,7 +34,8 @@ final class Golden {
         if (manifest == null) {
             try {
                 // the manifest writes Python floats, including -Infinity
-                manifest = JsonMapper.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build().readTree(dir().resolve("manifest.json").toFile());
+                manifest = JsonMapper.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build()
+                        .readTree(dir().resolve("manifest.json").toFile());
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

@@ -18,14 +18,14 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** The UNet against every golden unet_* case, within the manifest's tolerance rule. */
 class UNetGoldenTest {
-    private static final Arena ARENA = Arena.ofShared();
+    /** Shared by the test classes of this package; an auto arena is freed once the models are unreachable. */
+    private static final Arena ARENA = Arena.ofAuto();
     private static final Map<String, UNet2DConditionModel> MODELS = new LinkedHashMap<>();
 
     static Path unetDir() {
@@ -45,12 +45,6 @@ class UNetGoldenTest {
                 return m;
             }
         });
-    }
-
-    @AfterAll
-    static void release() {
-        MODELS.clear();
-        ARENA.close();
     }
 
     static Stream<String> unetCases() {
