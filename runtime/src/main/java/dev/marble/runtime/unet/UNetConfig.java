@@ -118,7 +118,7 @@ public record UNetConfig(
         Reader r = new Reader(root, where);
         r.rejectUnsupported();
 
-        List<Integer> blockOut = r.intList("block_out_channels");
+        List<Integer> blockOut = checkPositive(r, "block_out_channels", r.intList("block_out_channels"));
         int n = blockOut.size();
         if (n == 0) {
             throw new MarbleException(where + ": block_out_channels is empty");
@@ -141,12 +141,12 @@ public record UNetConfig(
         r.require(mid == null || mid.equals(MID_CROSS_ATTN), "mid_block_type",
                 "unsupported mid block '" + mid + "' (supported: " + MID_CROSS_ATTN + " or null)");
 
-        List<Integer> layers = r.perBlockInts("layers_per_block", n);
+        List<Integer> layers = checkPositive(r, "layers_per_block", r.perBlockInts("layers_per_block", n));
         // diffusers: num_attention_heads = num_attention_heads or attention_head_dim (the head count).
         JsonNode heads = r.node("num_attention_heads");
         String headsKey = heads != null && !heads.isNull() ? "num_attention_heads" : "attention_head_dim";
-        List<Integer> attnHeads = r.perBlockInts(headsKey, n);
-        List<Integer> crossDim = r.perBlockInts("cross_attention_dim", n);
+        List<Integer> attnHeads = checkPositive(r, headsKey, r.perBlockInts(headsKey, n));
+        List<Integer> crossDim = checkPositive(r, "cross_attention_dim", r.perBlockInts("cross_attention_dim", n));
 
         // transformer_layers_per_block: an int, a per-block list, or a per-block list of per-layer lists.
         JsonNode tl = r.node("transformer_layers_per_block");
@@ -190,11 +190,10 @@ public record UNetConfig(
             r.require(attnHeads.get(i) <= blockOut.get(i), headsKey, attnHeads.get(i) + " heads for "
                     + blockOut.get(i) + " channels in block " + i);
         }
-        int timeDim = r.optInt("time_embedding_dim", -1);
-        if (timeDim == -1) {
-            timeDim = blockOut.get(0) * 4; // diffusers _set_time_proj: block_out_channels[0] * 4
-        }
-        r.require(timeDim > 0, "time_embedding_dim", "must be positive");
+        JsonNode td = r.node("time_embedding_dim");
+        int timeDim = td == null || td.isNull()
+                ? blockOut.get(0) * 4 // diffusers _set_time_proj: block_out_channels[0] * 4
+                : r.positive("time_embedding_dim", td);
 
         int convIn = r.optInt("conv_in_kernel", 3);
         int convOut = r.optInt("conv_out_kernel", 3);
@@ -206,13 +205,13 @@ public record UNetConfig(
         return new UNetConfig(
                 r.positive("in_channels", r.node("in_channels")),
                 r.positive("out_channels", r.node("out_channels")),
-                checkPositive(r, "block_out_channels", blockOut),
+                blockOut,
                 down,
                 up,
                 mid,
-                checkPositive(r, "layers_per_block", layers),
-                checkPositive(r, headsKey, attnHeads),
-                checkPositive(r, "cross_attention_dim", crossDim),
+                layers,
+                attnHeads,
+                crossDim,
                 downTl,
                 upTl,
                 midTl,
