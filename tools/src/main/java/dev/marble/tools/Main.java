@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Text-to-image with Stable Diffusion models, in pure Java on the CPU.",
-        subcommands = {GenerateCommand.class, TokenizeCommand.class, RunCommand.class, InspectCommand.class})
+        subcommands = {GenerateCommand.class, TokenizeCommand.class, RunCommand.class, InspectCommand.class,
+            SynthCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -1,0 +1,42 @@
+package dev.marble.tools;
+
+import dev.marble.runtime.synth.Synthesizer;
+import dev.marble.tensors.DType;
+import dev.marble.tensors.MarbleException;
+import java.nio.file.Path;
+import java.util.Locale;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code marble synth}: a full-size model with random weights and the real configs. */
+@Command(name = "synth", mixinStandardHelpOptions = true,
+        description = "Write a full-size Stable Diffusion model with random weights (real configs and shapes), for benchmarks and deployment tests.")
+final class SynthCommand implements Runnable {
+    @Option(names = "--like", required = true, description = "sd15 or sd21.")
+    String like;
+
+    @Option(names = "--dtype", defaultValue = "f16", description = "f16, bf16 or f32 (default: ${DEFAULT-VALUE}).")
+    String dtype;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output diffusers folder.")
+    Path out;
+
+    @Mixin
+    Options options;
+
+    @Override
+    public void run() {
+        options.apply();
+        DType dt = switch (dtype.toLowerCase(Locale.ROOT)) {
+            case "f16", "fp16", "float16" -> DType.F16;
+            case "bf16", "bfloat16" -> DType.BF16;
+            case "f32", "fp32", "float32" -> DType.F32;
+            default -> throw new MarbleException("--dtype: expected f16, bf16 or f32, got '" + dtype + "'");
+        };
+        long t0 = System.nanoTime();
+        Synthesizer.writeFolder(like, dt, out, part -> System.err.println("marble: synthesizing " + part + "..."));
+        System.err.printf(Locale.ROOT, "marble: wrote %s (%s, %s) in %.1f s%n", out, like, dt,
+                (System.nanoTime() - t0) / 1e9);
+    }
+}
