@@ -1,5 +1,6 @@
 package dev.marble.runtime;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.marble.runtime.clip.ClipTextConfig;
 import dev.marble.runtime.clip.ClipTextModel;
 import dev.marble.runtime.clip.ClipTokenizer;
@@ -45,10 +46,12 @@ public final class Marble implements AutoCloseable {
     private final AutoencoderKL vae;
     private final SchedulerConfig schedulerConfig;
     private final Set<String> unusedKeys;
+    private final int sampleSize;
     private volatile String hash;
 
     private Marble(Arena arena, String name, Path hashFile, ClipTokenizer tokenizer, ClipTextModel textEncoder,
-            UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, Set<String> unusedKeys) {
+            UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, Set<String> unusedKeys,
+            int sampleSize) {
         this.arena = arena;
         this.name = name;
         this.hashFile = hashFile;
@@ -58,6 +61,7 @@ public final class Marble implements AutoCloseable {
         this.vae = vae;
         this.schedulerConfig = schedulerConfig;
         this.unusedKeys = unusedKeys;
+        this.sampleSize = sampleSize;
     }
 
     /** Loads a diffusers folder or a single-file checkpoint, all components, plain weights. */
@@ -78,9 +82,12 @@ public final class Marble implements AutoCloseable {
                 unused.addAll(w.unusedKeys());
             }
             UNet2DConditionModel unet = null;
+            int sampleSize = 64;
             if (options.wants(Component.UNET)) {
                 WeightScope w = WeightScope.root(files.weights(Component.UNET));
-                unet = UNet2DConditionModel.load(UNetConfig.parse(files.config(Component.UNET), "unet config"), w, arena);
+                JsonNode config = files.config(Component.UNET);
+                unet = UNet2DConditionModel.load(UNetConfig.parse(config, "unet config"), w, arena);
+                sampleSize = config.path("sample_size").asInt(64);
                 unused.addAll(w.unusedKeys());
             }
             AutoencoderKL vae = null;
@@ -92,7 +99,7 @@ public final class Marble implements AutoCloseable {
             SchedulerConfig sched = options.wants(Component.SCHEDULER)
                     ? SchedulerConfig.of(files.config(Component.SCHEDULER)) : null;
             return new Marble(arena, files.name(), files.hashFile(), tokenizer, te, unet, vae, sched,
-                    Set.copyOf(unused));
+                    Set.copyOf(unused), sampleSize);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
@@ -135,6 +142,11 @@ public final class Marble implements AutoCloseable {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** The UNet's config sample_size: latents of this size make the model's default image size. */
+    public int sampleSize() {
+        return sampleSize;
     }
 
     /** Weight keys that no component read (EMA copies, extra buffers), for --verbose. */

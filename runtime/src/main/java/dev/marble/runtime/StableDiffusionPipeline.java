@@ -181,7 +181,7 @@ final class StableDiffusionPipeline {
         if (r.initImage() != null && r.initLatents() != null) {
             throw new MarbleException("init latents and an init image exclude each other");
         }
-        int defaultSize = model.unet().config().sampleSize() * factor;
+        int defaultSize = model.sampleSize() * factor;
         w = w == 0 ? defaultSize : w;
         h = h == 0 ? defaultSize : h;
         if (w % factor != 0 || h % factor != 0) {

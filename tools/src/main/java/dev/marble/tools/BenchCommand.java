@@ -2,7 +2,6 @@ package dev.marble.tools;
 
 import dev.marble.runtime.Component;
 import dev.marble.runtime.Marble;
-import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Simd;
 import dev.marble.tensors.Tensor;
@@ -88,7 +87,7 @@ final class BenchCommand implements Runnable {
         int c = m.unet().config().inChannels();
         try (Arena arena = Arena.ofShared()) {
             Tensor sample = random(arena, batch, c, h, h);
-            Tensor ctx = random(arena, batch, 77, m.unet().config().crossAttentionDim());
+            Tensor ctx = random(arena, batch, 77, m.unet().config().crossAttentionDim().get(0));
             time("unet", batch + "x" + c + "x" + h + "x" + h, ws -> ws.give(m.unet().forward(ws, sample, new float[] {500f}, ctx)));
         }
     }
@@ -121,9 +120,12 @@ final class BenchCommand implements Runnable {
     }
 
     private static Tensor random(Arena arena, long... shape) {
-        Tensor t = Tensor.allocate(arena, DType.F32, shape);
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
         Random r = new Random(0);
-        float[] v = new float[(int) t.numel()];
+        float[] v = new float[Math.toIntExact(n)];
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) r.nextGaussian();
         }
