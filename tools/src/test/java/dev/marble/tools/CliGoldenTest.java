@@ -1,0 +1,97 @@
+package dev.marble.tools;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Replays every golden stage and pipeline case through the CLI, as the checks outside the project do. */
+class CliGoldenTest {
+    @TempDir
+    Path tmp;
+
+    private static String model() {
+        return GoldenCases.dir().resolve("models/sd15-tiny").toString();
+    }
+
+    @TestFactory
+    Stream<DynamicTest> stageCommands() {
+        List<DynamicTest> tests = new ArrayList<>();
+        String[][] stages = {{"unet", "unet", "out"}, {"vae", null, null}, {"text_encoder", "text-encoder", null}};
+        for (String[] s : stages) {
+            for (JsonNode c : GoldenCases.cases(s[0])) {
+                String id = c.path("id").asText();
+                String stage = s[1] != null ? s[1] : id.startsWith("vae_decode") ? "vae-decode" : "vae-encode";
+                tests.add(DynamicTest.dynamicTest(id, () -> runStage(c, stage)));
+            }
+        }
+        return tests.stream();
+    }
+
+    private void runStage(JsonNode c, String stage) {
+        Path out = tmp.resolve(c.path("id").asText() + ".out.safetensors");
+        List<String> args = new ArrayList<>(List.of("run", stage, "--model", model(), "--in",
+                GoldenCases.dir().resolve(c.path("file").asText()).toString(), "--out", out.toString()));
+        if (c.path("weights").asText().equals("fp16")) {
+            args.add("--variant");
+            args.add("fp16");
+        }
+        assertEquals(0, Main.run(args.toArray(String[]::new)), String.join(" ", args));
+        c.path("outputs").fieldNames().forEachRemaining(name -> {
+            if (!name.equals("penultimate_final_layer_norm")) {
+                GoldenCases.check(c, name, out);
+            }
+        });
+    }
+
+    @TestFactory
+    Stream<DynamicTest> generateCommand() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String component : new String[] {"pipeline", "img2img"}) {
+            for (JsonNode c : GoldenCases.cases(component)) {
+                tests.add(DynamicTest.dynamicTest(c.path("id").asText(), () -> runPipeline(c)));
+            }
+        }
+        return tests.stream();
+    }
+
+    private void runPipeline(JsonNode c) {
+        JsonNode kw = c.path("params").path("call_kwargs");
+        Path caseFile = GoldenCases.dir().resolve(c.path("file").asText());
+        Path tensors = tmp.resolve(c.path("id").asText() + ".safetensors");
+        List<String> args = new ArrayList<>(List.of("generate", "--model", model(), "--quiet",
+                "--prompt", kw.path("prompt").asText(), "--negative-prompt", kw.path("negative_prompt").asText(),
+                "--steps", kw.path("num_inference_steps").asText(), "--cfg-scale", kw.path("guidance_scale").asText(),
+                "--sampler", c.path("params").path("scheduler_id").asText("pndm"),
+                "--seed", seed(kw.path("generator").asText()),
+                "--output", tmp.resolve(c.path("id").asText() + ".png").toString(),
+                "--save-tensors", tensors.toString()));
+        if (c.path("inputs").has("latents")) {
+            args.addAll(List.of("--init-latents", caseFile.toString()));
+        }
+        if (c.path("inputs").has("init_image")) {
+            args.addAll(List.of("--init-image", caseFile.toString(), "--strength", kw.path("strength").asText()));
+        } else {
+            args.addAll(List.of("--width", kw.path("width").asText(), "--height", kw.path("height").asText()));
+        }
+        assertEquals(0, Main.run(args.toArray(String[]::new)), String.join(" ", args));
+        GoldenCases.check(c, "final_latents", tensors);
+        GoldenCases.check(c, "image", tensors);
+    }
+
+    private static String seed(String generator) {
+        Matcher m = Pattern.compile("manual_seed\\((\\d+)\\)").matcher(generator);
+        if (!m.find()) {
+            throw new IllegalStateException("no seed in " + generator);
+        }
+        return m.group(1);
+    }
+}
