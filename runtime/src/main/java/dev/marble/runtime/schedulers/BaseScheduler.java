@@ -51,6 +51,9 @@ abstract class BaseScheduler implements Scheduler {
          * steps_offset, trailing = round(arange(T, 0, -T / N)) - 1.
          */
         double[] timesteps(int t, int n, int stepsOffset, boolean roundLinspace) {
+            if (n < 1 || n > t) {
+                throw new MarbleException(n + " inference steps is not in 1.." + t + " (num_train_timesteps)");
+            }
             double[] out = new double[n];
             switch (this) {
                 case LINSPACE -> {
@@ -162,11 +165,6 @@ abstract class BaseScheduler implements Scheduler {
         }
         lastStep = stepIndex;
         return Math.toIntExact(sample.numel());
-    }
-
-    /** True before the first step has run. */
-    protected final boolean firstStep() {
-        return lastStep < 0;
     }
 
     /** A standard normal draw shaped like {@code like}, from the generator diffusers would use. */

@@ -158,13 +158,4 @@ final class RefMath {
     static float exp(float x) {
         return (float) Math.exp(x);
     }
-
-    /** numpy's round (half to even) of each element. */
-    static double[] rint(double[] x) {
-        double[] out = new double[x.length];
-        for (int i = 0; i < x.length; i++) {
-            out[i] = Math.rint(x[i]);
-        }
-        return out;
-    }
 }
