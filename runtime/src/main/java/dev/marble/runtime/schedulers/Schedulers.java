@@ -75,6 +75,25 @@ public final class Schedulers {
         return name.trim().toLowerCase(Locale.ROOT).replace('_', ' ').replaceAll("\\s+", " ");
     }
 
+    /**
+     * The A1111 display name of a sampler name ("euler_a" → "Euler a"); "default" names the class of
+     * {@code config} the way A1111 does (PNDM's PLMS → "PLMS").
+     */
+    public static String displayName(String name, SchedulerConfig config) {
+        String key = normalize(name);
+        if (key.equals("default")) {
+            String cls = config.className();
+            for (Entry e : BY_NAME.values()) {
+                if (e.className().equals(cls)) {
+                    return e.display();
+                }
+            }
+            return cls == null ? "default" : cls;
+        }
+        Entry e = BY_NAME.get(key);
+        return e == null ? name : e.display();
+    }
+
     /** The names {@link #create} accepts (one display form per sampler, then the class names and "default"). */
     public static List<String> names() {
         List<String> out = new ArrayList<>();
