@@ -19,8 +19,11 @@ final class SynthCommand implements Runnable {
     @Option(names = "--dtype", defaultValue = "f16", description = "f16, bf16 or f32 (default: ${DEFAULT-VALUE}).")
     String dtype;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output diffusers folder.")
+    @Option(names = "--out", required = true, paramLabel = "PATH", description = "Output diffusers folder (or .safetensors file with --single-file).")
     Path out;
+
+    @Option(names = "--single-file", description = "Write one LDM-style .safetensors checkpoint (tokenizer/ beside it) instead of a folder.")
+    boolean singleFile;
 
     @Mixin
     Options options;
@@ -35,7 +38,14 @@ final class SynthCommand implements Runnable {
             default -> throw new MarbleException("--dtype: expected f16, bf16 or f32, got '" + dtype + "'");
         };
         long t0 = System.nanoTime();
-        Synthesizer.writeFolder(like, dt, out, part -> System.err.println("marble: synthesizing " + part + "..."));
+        if (singleFile) {
+            if (!out.getFileName().toString().endsWith(".safetensors")) {
+                throw new MarbleException("--out: a single-file checkpoint must end in .safetensors, got " + out);
+            }
+            Synthesizer.writeSingleFile(like, dt, out, part -> System.err.println("marble: synthesizing " + part + "..."));
+        } else {
+            Synthesizer.writeFolder(like, dt, out, part -> System.err.println("marble: synthesizing " + part + "..."));
+        }
         System.err.printf(Locale.ROOT, "marble: wrote %s (%s, %s) in %.1f s%n", out, like, dt,
                 (System.nanoTime() - t0) / 1e9);
     }

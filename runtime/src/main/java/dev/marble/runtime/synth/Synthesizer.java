@@ -8,6 +8,7 @@ import dev.marble.tensors.Numerics;
 import dev.marble.tensors.Parallel;
 import dev.marble.tensors.Tensor;
 import dev.marble.weights.SafetensorsWriter;
+import dev.marble.weights.ldm.LdmNames;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
@@ -62,6 +63,44 @@ public final class Synthesizer {
         component(out, "text_encoder", "model.safetensors", ModelSchema::textEncoder, dtype, progress);
         component(out, "unet", "diffusion_pytorch_model.safetensors", ModelSchema::unet, dtype, progress);
         component(out, "vae", "diffusion_pytorch_model.safetensors", ModelSchema::vae, dtype, progress);
+    }
+
+    /**
+     * Writes a single-file LDM checkpoint at {@code file} (the UNet, VAE and text encoder under LDM
+     * names, the text encoder in transformers' layout), with the tokenizer in a {@code tokenizer/}
+     * folder beside it, where {@code marble} looks for it.
+     */
+    public static void writeSingleFile(String like, DType dtype, Path file, java.util.function.Consumer<String> progress) {
+        if (!knows(like)) {
+            throw new MarbleException("synth: unknown model family '" + like + "'; use sd15 or sd21");
+        }
+        try (Arena arena = Arena.ofShared()) {
+            JsonNode unet = JSON.readTree(resource(like + "/unet/config.json"));
+            JsonNode vae = JSON.readTree(resource(like + "/vae/config.json"));
+            JsonNode text = JSON.readTree(resource(like + "/text_encoder/config.json"));
+            Path dir = file.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            Tokenizers.writeSynthetic(dir.resolve("tokenizer"));
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            int layers = unet.path("layers_per_block").asInt(2);
+            JsonNode upTypes = unet.path("up_block_types");
+            progress.accept("unet");
+            ModelSchema.unet(unet).forEach((k, shape) -> tensors.put(
+                    LdmNames.unet(k, layers, b -> upTypes.get(b).asText().startsWith("CrossAttn")),
+                    random(arena, k, shape, dtype)));
+            progress.accept("vae");
+            int levels = vae.path("block_out_channels").size();
+            ModelSchema.vae(vae).forEach((k, shape) -> {
+                long[] s = LdmNames.vaeIsConv1x1(k) ? new long[] {shape[0], shape[1], 1, 1} : shape;
+                tensors.put(LdmNames.vae(k, levels), random(arena, k, s, dtype));
+            });
+            progress.accept("text_encoder");
+            ModelSchema.textEncoder(text).forEach((k, shape) -> tensors.put(LdmNames.textEncoder(k),
+                    random(arena, k, shape, dtype)));
+            SafetensorsWriter.write(file, tensors, Map.of("format", "pt"));
+        } catch (IOException e) {
+            throw new MarbleException(file + ": cannot write: " + e.getMessage());
+        }
     }
 
     private static void component(Path out, String name, String file, Function<JsonNode, Map<String, long[]>> schema,

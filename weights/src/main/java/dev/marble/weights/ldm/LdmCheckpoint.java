@@ -141,6 +141,19 @@ public final class LdmCheckpoint implements AutoCloseable {
         return schedulerConfig.deepCopy();
     }
 
+    /** The file's name for a UNet tensor's diffusers name (for tests of {@link LdmNames}). */
+    String unetSourceKey(String key) {
+        return unet.entry(key).sourceKey();
+    }
+
+    String vaeSourceKey(String key) {
+        return vae.entry(key).sourceKey();
+    }
+
+    String textEncoderSourceKey(String key) {
+        return textEncoder.entry(key).sourceKey();
+    }
+
     /** Keys of the file that no component uses (EMA copies, training buffers, ...). */
     public Set<String> unmappedKeys() {
         Set<String> s = new TreeSet<>(source.keys());
@@ -373,7 +386,8 @@ public final class LdmCheckpoint implements AutoCloseable {
         c.put("num_hidden_layers", countIndicesIn(textEncoder, "text_model.encoder.layers."));
         c.put("num_attention_heads", hidden / 64 > 0 ? hidden / 64 : 1);
         c.put("max_position_embeddings", textEncoder.get("text_model.embeddings.position_embedding.weight").dim(0));
-        c.put("hidden_act", openClip ? "gelu" : "quick_gelu");
+        // OpenAI's CLIP ViT-L (SD 1.x, 768 wide) uses quick GELU; OpenCLIP's ViT-H (SD 2.x, 1024) uses GELU.
+        c.put("hidden_act", openClip || hidden == 1024 ? "gelu" : "quick_gelu");
         c.put("layer_norm_eps", 1e-5);
         // openai/clip-vit-large-patch14's config carries these legacy ids; pooling depends on them.
         c.put("bos_token_id", 0);

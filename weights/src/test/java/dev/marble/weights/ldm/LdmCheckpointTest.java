@@ -78,6 +78,23 @@ class LdmCheckpointTest {
         }
     }
 
+    @Test
+    void ldmNamesInvertTheMapping() {
+        var unet = ckpt.unetConfig();
+        int layers = unet.get("layers_per_block").asInt();
+        var upTypes = unet.get("up_block_types");
+        for (String k : ckpt.unet().keys()) {
+            assertEquals(ckpt.unetSourceKey(k), LdmNames.unet(k, layers, b -> upTypes.get(b).asText().startsWith("CrossAttn")), k);
+        }
+        int levels = ckpt.vaeConfig().get("block_out_channels").size();
+        for (String k : ckpt.vae().keys()) {
+            assertEquals(ckpt.vaeSourceKey(k), LdmNames.vae(k, levels), k);
+        }
+        for (String k : ckpt.textEncoder().keys()) {
+            assertEquals(ckpt.textEncoderSourceKey(k), LdmNames.textEncoder(k), k);
+        }
+    }
+
     private static void compare(TensorSource mapped, String diffusersFile) {
         try (SafetensorsSource ref = SafetensorsSource.open(Golden.path(diffusersFile))) {
             assertEquals(new TreeSet<>(ref.keys()), new TreeSet<>(mapped.keys()), "key sets of " + diffusersFile);
