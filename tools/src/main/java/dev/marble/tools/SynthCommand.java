@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 @Command(name = "synth", mixinStandardHelpOptions = true,
         description = "Write a full-size Stable Diffusion model with random weights (real configs and shapes), for benchmarks and deployment tests.")
 final class SynthCommand implements Runnable {
-    @Option(names = "--like", required = true, description = "sd15 or sd21.")
+    @Option(names = "--like", required = true, description = "sd15, sd21, or a diffusers folder whose configs to copy.")
     String like;
 
     @Option(names = "--dtype", defaultValue = "f16", description = "f16, bf16 or f32 (default: ${DEFAULT-VALUE}).")

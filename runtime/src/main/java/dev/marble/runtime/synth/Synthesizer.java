@@ -37,26 +37,43 @@ public final class Synthesizer {
     private Synthesizer() {
     }
 
-    /** The families {@link #writeFolder} knows: sd15 and sd21. */
+    /** The built-in families: sd15 and sd21. */
     public static boolean knows(String like) {
         return like.equals("sd15") || like.equals("sd21");
     }
 
-    /** Writes a diffusers folder at {@code out}; {@code progress} hears each component's name. */
+    /**
+     * Writes a diffusers folder at {@code out} shaped like {@code like}: a built-in family (sd15, sd21)
+     * or an existing diffusers folder whose configs (and tokenizer) are copied. {@code progress} hears
+     * each component's name.
+     */
     public static void writeFolder(String like, DType dtype, Path out, java.util.function.Consumer<String> progress) {
-        if (!knows(like)) {
-            throw new MarbleException("synth: unknown model family '" + like + "'; use sd15 or sd21");
-        }
         if (dtype != DType.F16 && dtype != DType.F32 && dtype != DType.BF16) {
             throw new MarbleException("synth: dtype must be f16, bf16 or f32, got " + dtype);
+        }
+        Path from = Path.of(like);
+        boolean folder = !knows(like);
+        if (folder && !Files.isRegularFile(from.resolve("model_index.json"))) {
+            throw new MarbleException("synth: --like must be sd15, sd21 or a diffusers folder; " + like + " is neither");
         }
         try {
             for (String f : FILES) {
                 Path target = out.resolve(f);
                 Files.createDirectories(target.getParent());
-                Files.write(target, resource(like + "/" + f));
+                Files.write(target, folder ? Files.readAllBytes(from.resolve(f)) : resource(like + "/" + f));
             }
-            Tokenizers.writeSynthetic(out.resolve("tokenizer"));
+            Path tokenizer = out.resolve("tokenizer");
+            if (folder && Files.isRegularFile(from.resolve("tokenizer/vocab.json"))) {
+                Files.createDirectories(tokenizer);
+                for (String f : new String[] {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"}) {
+                    if (Files.isRegularFile(from.resolve("tokenizer").resolve(f))) {
+                        Files.copy(from.resolve("tokenizer").resolve(f), tokenizer.resolve(f),
+                                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    }
+                }
+            } else {
+                Tokenizers.writeSynthetic(tokenizer);
+            }
         } catch (IOException e) {
             throw new MarbleException(out + ": cannot write: " + e.getMessage());
         }
