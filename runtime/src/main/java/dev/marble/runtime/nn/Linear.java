@@ -1,0 +1,70 @@
+package dev.marble.runtime.nn;
+
+import dev.marble.tensors.DType;
+import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.Tensor;
+import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Gemm;
+import dev.marble.tensors.kernels.PackedMatrix;
+import dev.marble.weights.WeightScope;
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+
+/** torch.nn.Linear over the last dimension: x [..., in] → x · Wᵀ + b [..., out]. */
+public final class Linear {
+    private final PackedMatrix weight; // [out, in] in its file dtype
+    private final Tensor bias;         // [out] F32, or null
+
+    private Linear(PackedMatrix weight, Tensor bias) {
+        this.weight = weight;
+        this.bias = bias;
+    }
+
+    /**
+     * Reads {@code weight} [out, in] and, when {@code hasBias}, {@code bias} [out] from scope {@code w}.
+     * A 1×1-conv-shaped weight [out, in, 1, 1] is accepted too: older checkpoints store attention
+     * projections that way, and it is the same matrix.
+     */
+    public static Linear load(WeightScope w, int in, int out, boolean hasBias, Arena arena) {
+        Tensor wt = w.tensor("weight");
+        long[] s = wt.shape();
+        boolean ok = Arrays.equals(s, new long[] {out, in}) || Arrays.equals(s, new long[] {out, in, 1, 1});
+        if (!ok) {
+            throw new MarbleException(w.source().describe() + ": tensor '" + w.key("weight") + "' has shape "
+                    + Arrays.toString(s) + ", expected [" + out + ", " + in + "]");
+        }
+        // Copied to F32 so the layer outlives the file mapping.
+        Tensor b = hasBias ? f32Copy(w.tensor("bias", out), arena) : null;
+        return new Linear(PackedMatrix.ofLinear(wt, arena), b);
+    }
+
+    /**
+     * A contiguous F32 copy of a small tensor (bias, norm gamma/beta) in the model's arena: always a
+     * copy, so layers do not depend on the file mapping staying open.
+     */
+    static Tensor f32Copy(Tensor t, Arena arena) {
+        return Tensor.fromFloats(arena, t.toFloatArray(), t.shape());
+    }
+
+    public int inFeatures() {
+        return weight.k();
+    }
+
+    public int outFeatures() {
+        return weight.n();
+    }
+
+    /** out [..., out] = x [..., in] · Wᵀ + b. */
+    public void forward(Tensor x, Tensor out) {
+        Gemm.matmul(x, weight, bias, out);
+    }
+
+    /** The result in a tensor taken from {@code ws}; x is left to the caller. */
+    public Tensor forward(Workspace ws, Tensor x) {
+        long[] shape = x.shape();
+        shape[shape.length - 1] = weight.n();
+        Tensor out = ws.take(DType.F32, shape); // [..., out]
+        forward(x, out);
+        return out;
+    }
+}
