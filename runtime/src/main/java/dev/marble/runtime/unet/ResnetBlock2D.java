@@ -1,5 +1,8 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Conv2dLayer;
+import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
@@ -41,7 +44,7 @@ final class ResnetBlock2D {
         return new ResnetBlock2D(
                 GroupNormLayer.load(w.at("norm1"), in, groups, eps, arena),
                 Conv2dLayer.load(w.at("conv1"), in, out, 3, 1, 1, arena),
-                Linear.load(w.at("time_emb_proj"), tembChannels, out, true, arena),
+                Linear.loadMatrix(w.at("time_emb_proj"), tembChannels, out, true, arena),
                 GroupNormLayer.load(w.at("norm2"), out, groups, eps, arena),
                 Conv2dLayer.load(w.at("conv2"), out, out, 3, 1, 1, arena),
                 in != out ? Linear.loadConv1x1(w.at("conv_shortcut"), in, out, arena) : null,

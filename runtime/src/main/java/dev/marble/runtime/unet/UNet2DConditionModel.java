@@ -1,5 +1,8 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Conv2dLayer;
+import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Layout;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;

@@ -4,6 +4,7 @@ import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.GroupNormLayer;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -58,7 +59,7 @@ final class Decoder {
             probe.see("decoder.up_blocks." + i, h);
         }
         // 4. norm + SiLU (in place), conv_out
-        convNormOut.forward(h, true, h);
+        convNormOut.forward(h, Activation.Kind.SILU, h);
         Tensor out = convOut.forward(ws, h); // [B, H, W, out]
         ws.give(h);
         return out;

@@ -4,6 +4,7 @@ import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.GroupNormLayer;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -59,7 +60,7 @@ final class Encoder {
         h = midBlock.forward(ws, h); // [B, h, w, Cn]
         probe.see("encoder.mid_block", h);
         // 4. norm + SiLU (in place), conv_out
-        convNormOut.forward(h, true, h);
+        convNormOut.forward(h, Activation.Kind.SILU, h);
         Tensor out = convOut.forward(ws, h); // [B, h, w, 2·latent]
         ws.give(h);
         probe.see("encoder.conv_out", out);

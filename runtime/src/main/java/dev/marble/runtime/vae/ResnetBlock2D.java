@@ -62,25 +62,16 @@ final class ResnetBlock2D {
             h = x;
         }
         // 2. norm1, act, conv1
-        normAct(norm1, x, h);
+        norm1.forward(x, act, h);
         Tensor h1 = conv1.forward(ws, h); // [B, H, W, out]
         ws.give(h);
         // 3. norm2, act (in place), conv2; dropout is the identity at inference
-        normAct(norm2, h1, h1);
+        norm2.forward(h1, act, h1);
         Tensor h2 = conv2.forward(ws, h1); // [B, H, W, out]
         ws.give(h1);
         // 4. residual sum
         Elementwise.add(h2, residual, h2);
         ws.give(residual);
         return h2;
-    }
-
-    /** GroupNorm then the block's activation; SiLU is fused into the norm kernel. */
-    private void normAct(GroupNormLayer norm, Tensor x, Tensor out) {
-        boolean fused = act == Activation.Kind.SILU;
-        norm.forward(x, fused, out);
-        if (!fused) {
-            Activation.apply(act, out, out);
-        }
     }
 }

@@ -9,6 +9,7 @@ import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
@@ -111,7 +112,7 @@ class LayersTest {
             float[] ln = LayerNormLayer.load(root.at("n"), 2, 0f, a).forward(ws, x).toFloatArray();
             assertArrayEquals(new float[] {-1, 3, -1, 3}, ln, 1e-6f);
             // one group over both channels and both positions of [1, 2, 2]: mean 4.5, var 8.75
-            float[] gn = GroupNormLayer.load(root.at("n"), 2, 1, 0f, a).forward(ws, x.reshape(1, 2, 2), false)
+            float[] gn = GroupNormLayer.load(root.at("n"), 2, 1, 0f, a).forward(ws, x.reshape(1, 2, 2), Activation.Kind.IDENTITY)
                     .toFloatArray();
             double s = Math.sqrt(8.75);
             assertArrayEquals(new float[] {(float) (-3.5 / s), (float) (2 * -1.5 / s + 1), (float) (0.5 / s),

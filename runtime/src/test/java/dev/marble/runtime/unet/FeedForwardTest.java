@@ -2,6 +2,7 @@ package dev.marble.runtime.unet;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
@@ -35,8 +36,8 @@ class FeedForwardTest {
 
             float[] chunked = ff.forward(ws, x).toFloatArray();
 
-            Linear proj = Linear.load(w.at("net").at(0).at("proj"), d, 2 * f, true, arena);
-            Linear out = Linear.load(w.at("net").at(2), f, d, true, arena);
+            Linear proj = Linear.loadMatrix(w.at("net").at(0).at("proj"), d, 2 * f, true, arena);
+            Linear out = Linear.loadMatrix(w.at("net").at(2), f, d, true, arena);
             Tensor p = proj.forward(ws, x); // [B, L, 2F]
             Tensor g = ws.take(DType.F32, batch, tokens, f); // [B, L, F]
             Activation.geglu(p, g);
