@@ -2,6 +2,7 @@ package dev.marble.runtime.vae;
 
 import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.Layout;
+import dev.marble.runtime.nn.Probe;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;

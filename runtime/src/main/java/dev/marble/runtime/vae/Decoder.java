@@ -2,6 +2,7 @@ package dev.marble.runtime.vae;
 
 import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Probe;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
