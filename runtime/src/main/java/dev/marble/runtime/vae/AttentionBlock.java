@@ -38,7 +38,7 @@ final class AttentionBlock {
     static AttentionBlock load(AutoencoderKLConfig c, WeightScope w, int channels, Arena arena) {
         boolean legacy = !w.hasScope("to_q") && w.hasScope("query");
         return new AttentionBlock(
-                GroupNormLayer.load(w.at("group_norm"), channels, c.normNumGroups(), ResnetBlock2D.EPS, arena),
+                GroupNormLayer.load(w.at("group_norm"), channels, c.normNumGroups(), AutoencoderKL.NORM_EPS, arena),
                 Linear.load(w.at(legacy ? "query" : "to_q"), channels, channels, true, arena),
                 Linear.load(w.at(legacy ? "key" : "to_k"), channels, channels, true, arena),
                 Linear.load(w.at(legacy ? "value" : "to_v"), channels, channels, true, arena),

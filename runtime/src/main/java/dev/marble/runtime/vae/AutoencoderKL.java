@@ -32,6 +32,9 @@ public final class AutoencoderKL {
         }
     }
 
+    /** GroupNorm eps of every VAE resnet and attention block: diffusers' Encoder and Decoder pass 1e-6. */
+    static final float NORM_EPS = 1e-6f;
+
     private final AutoencoderKLConfig config;
     private final Encoder encoder;
     private final Decoder decoder;

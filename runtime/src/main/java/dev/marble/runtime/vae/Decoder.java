@@ -41,7 +41,8 @@ final class Decoder {
                 Conv2dLayer.load(w.at("conv_in"), c.latentChannels(), rev.get(0), 3, 1, 1, arena),
                 UNetMidBlock2D.load(c, w.at("mid_block"), rev.get(0), arena),
                 up,
-                GroupNormLayer.load(w.at("conv_norm_out"), rev.getLast(), c.normNumGroups(), ResnetBlock2D.EPS, arena),
+                GroupNormLayer.load(w.at("conv_norm_out"), rev.getLast(), c.normNumGroups(), AutoencoderKL.NORM_EPS,
+                        arena),
                 Conv2dLayer.load(w.at("conv_out"), rev.getLast(), c.outChannels(), 3, 1, 1, arena));
     }
 

@@ -42,7 +42,7 @@ final class Encoder {
                 Conv2dLayer.load(w.at("conv_in"), c.inChannels(), ch.get(0), 3, 1, 1, arena),
                 down,
                 UNetMidBlock2D.load(c, w.at("mid_block"), last, arena),
-                GroupNormLayer.load(w.at("conv_norm_out"), last, c.normNumGroups(), ResnetBlock2D.EPS, arena),
+                GroupNormLayer.load(w.at("conv_norm_out"), last, c.normNumGroups(), AutoencoderKL.NORM_EPS, arena),
                 Conv2dLayer.load(w.at("conv_out"), last, 2 * c.latentChannels(), 3, 1, 1, arena));
     }
 
