@@ -112,8 +112,8 @@ class LayersTest {
             float[] ln = LayerNormLayer.load(root.at("n"), 2, 0f, a).forward(ws, x).toFloatArray();
             assertArrayEquals(new float[] {-1, 3, -1, 3}, ln, 1e-6f);
             // one group over both channels and both positions of [1, 2, 2]: mean 4.5, var 8.75
-            float[] gn = GroupNormLayer.load(root.at("n"), 2, 1, 0f, a).forward(ws, x.reshape(1, 2, 2), Activation.Kind.IDENTITY)
-                    .toFloatArray();
+            float[] gn = GroupNormLayer.load(root.at("n"), 2, 1, 0f, a)
+                    .forward(ws, x.reshape(1, 2, 2), Activation.Kind.IDENTITY).toFloatArray();
             double s = Math.sqrt(8.75);
             assertArrayEquals(new float[] {(float) (-3.5 / s), (float) (2 * -1.5 / s + 1), (float) (0.5 / s),
                     (float) (2 * 4.5 / s + 1)}, gn, 1e-6f);
