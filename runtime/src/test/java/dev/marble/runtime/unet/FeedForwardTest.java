@@ -3,16 +3,15 @@ package dev.marble.runtime.unet;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.marble.runtime.nn.Linear;
+import dev.marble.runtime.nn.MapSource;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
-import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /** The token-chunked feed-forward equals the whole-tensor composition, across chunk borders and a ragged tail. */
@@ -58,31 +57,5 @@ class FeedForwardTest {
             v[i] = (float) rnd.nextGaussian();
         }
         return Tensor.fromFloats(arena, v, shape);
-    }
-
-    private record MapSource(Map<String, Tensor> tensors) implements TensorSource {
-        @Override
-        public boolean contains(String key) {
-            return tensors.containsKey(key);
-        }
-
-        @Override
-        public Tensor get(String key) {
-            return tensors.get(key);
-        }
-
-        @Override
-        public Set<String> keys() {
-            return tensors.keySet();
-        }
-
-        @Override
-        public String describe() {
-            return "in-memory weights";
-        }
-
-        @Override
-        public void close() {
-        }
     }
 }
