@@ -39,11 +39,22 @@ public final class Layout {
         transpose(src.data(), dst.data(), (int) s[0], Math.toIntExact(s[1] * s[2]), (int) s[3]);
     }
 
-    /** A channels-last copy of {@code nchw} [B, C, H, W], taken from {@code ws}. */
+    /**
+     * A channels-last F32 copy of {@code nchw} [B, C, H, W], taken from {@code ws}. The input may have
+     * any float dtype and any strides (a model input straight from a file): it is then widened to a
+     * contiguous float[] first.
+     */
     public static Tensor toNhwc(Workspace ws, Tensor nchw) {
-        checkRank4("NCHW input", nchw);
+        if (nchw.rank() != 4) {
+            throw new MarbleException("NCHW input: expected a 4-D tensor [B, C, H, W], got " + nchw);
+        }
         Tensor out = ws.take(DType.F32, nchw.dim(0), nchw.dim(2), nchw.dim(3), nchw.dim(1)); // [B, H, W, C]
-        nchwToNhwc(nchw, out);
+        if (nchw.dtype() == DType.F32 && nchw.isContiguous()) {
+            nchwToNhwc(nchw, out);
+        } else {
+            transpose(MemorySegment.ofArray(nchw.toFloatArray()), out.data(), nchw.size(0), nchw.size(1),
+                    Math.toIntExact(nchw.dim(2) * nchw.dim(3)));
+        }
         return out;
     }
 

@@ -10,7 +10,10 @@ import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.Arrays;
 
-/** torch.nn.Linear over the last dimension: x [..., in] → x · Wᵀ + b [..., out]. */
+/**
+ * torch.nn.Linear over the last dimension: x [..., in] → x · Wᵀ + b [..., out]. Also serves a 1×1
+ * convolution on channels-last activations, which is the same GEMM ({@link #loadConv1x1}).
+ */
 public final class Linear {
     private final PackedMatrix weight; // [out, in] in its file dtype
     private final Tensor bias;         // [out] F32, or null
@@ -33,9 +36,29 @@ public final class Linear {
             throw new MarbleException(w.source().describe() + ": tensor '" + w.key("weight") + "' has shape "
                     + Arrays.toString(s) + ", expected [" + out + ", " + in + "]");
         }
+        return of(w, wt, out, hasBias, arena);
+    }
+
+    /**
+     * As {@link #load}, but {@code weight} must be exactly [out, in]: for a model that checks each
+     * weight against its config, where a conv-shaped tensor means config and weights disagree.
+     */
+    public static Linear loadMatrix(WeightScope w, int in, int out, boolean hasBias, Arena arena) {
+        return of(w, w.tensor("weight", out, in), out, hasBias, arena);
+    }
+
+    /**
+     * A 1×1 torch.nn.Conv2d: {@code weight} exactly [out, in, 1, 1] and {@code bias} [out]. On
+     * channels-last activations it is this same GEMM over the pixels.
+     */
+    public static Linear loadConv1x1(WeightScope w, int in, int out, Arena arena) {
+        return of(w, w.tensor("weight", out, in, 1, 1), out, true, arena);
+    }
+
+    private static Linear of(WeightScope w, Tensor weight, int out, boolean hasBias, Arena arena) {
         // Copied to F32 so the layer outlives the file mapping.
         Tensor b = hasBias ? f32Copy(w.tensor("bias", out), arena) : null;
-        return new Linear(PackedMatrix.ofLinear(wt, arena), b);
+        return new Linear(PackedMatrix.ofLinear(weight, arena), b);
     }
 
     /**

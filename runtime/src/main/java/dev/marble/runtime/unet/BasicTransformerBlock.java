@@ -1,5 +1,6 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.LayerNormLayer;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;

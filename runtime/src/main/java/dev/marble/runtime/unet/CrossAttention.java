@@ -1,5 +1,6 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
@@ -32,17 +33,17 @@ final class CrossAttention {
     static CrossAttention load(WeightScope w, int queryDim, int contextDim, int heads, int headDim, Arena arena) {
         int inner = heads * headDim;
         return new CrossAttention(
-                Linear.load(w.at("to_q"), queryDim, inner, false, arena),
-                Linear.load(w.at("to_k"), contextDim, inner, false, arena),
-                Linear.load(w.at("to_v"), contextDim, inner, false, arena),
-                Linear.load(w.at("to_out").at(0), inner, queryDim, true, arena),
+                Linear.loadMatrix(w.at("to_q"), queryDim, inner, false, arena),
+                Linear.loadMatrix(w.at("to_k"), contextDim, inner, false, arena),
+                Linear.loadMatrix(w.at("to_v"), contextDim, inner, false, arena),
+                Linear.loadMatrix(w.at("to_out").at(0), inner, queryDim, true, arena),
                 heads,
                 (float) (1.0 / Math.sqrt(headDim))); // diffusers: dim_head ** -0.5
     }
 
     /** Width of the context this layer attends to. */
     int contextDim() {
-        return to_k.in();
+        return to_k.inFeatures();
     }
 
     /** x [B, L, D], ctx [B, Lk, Dctx] → a new workspace tensor [B, L, D]. */

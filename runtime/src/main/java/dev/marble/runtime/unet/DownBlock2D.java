@@ -1,5 +1,7 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Downsample2D;
+import dev.marble.runtime.nn.ResnetBlock2D;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
@@ -34,8 +36,8 @@ final class DownBlock2D {
         List<Transformer2DModel> attentions = new ArrayList<>();
         for (int j = 0; j < c.layersPerBlock().get(i); j++) {
             // diffusers passes neither resnet_out_scale_factor nor resnet_skip_time_act to these blocks
-            resnets.add(ResnetBlock2D.load(w.at("resnets").at(j), j == 0 ? in : out, out, c.timeEmbeddingDim(),
-                    c.normNumGroups(), c.normEps(), act, 1f, arena));
+            resnets.add(ResnetBlock2D.loadWithTimeEmbedding(w.at("resnets").at(j), j == 0 ? in : out, out,
+                    c.timeEmbeddingDim(), c.normNumGroups(), c.normEps(), act, 1f, arena));
             if (crossAttn) {
                 attentions.add(Transformer2DModel.load(w.at("attentions").at(j), out, c.attentionHeads().get(i),
                         c.headSize(i), c.transformerLayersPerBlock().get(i).get(j), c.crossAttentionDim().get(i),

@@ -1,5 +1,6 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
@@ -27,18 +28,18 @@ final class FeedForward {
 
     static FeedForward load(WeightScope w, int dim, Arena arena) {
         int inner = dim * MULT;
-        return new FeedForward(Linear.load(w.at("net").at(0).at("proj"), dim, 2 * inner, true, arena),
-                Linear.load(w.at("net").at(2), inner, dim, true, arena));
+        return new FeedForward(Linear.loadMatrix(w.at("net").at(0).at("proj"), dim, 2 * inner, true, arena),
+                Linear.loadMatrix(w.at("net").at(2), inner, dim, true, arena));
     }
 
     /** x [B, L, D] → a new workspace tensor [B, L, D]. */
     Tensor forward(Workspace ws, Tensor x) {
-        int dim = out.out();
+        int dim = out.outFeatures();
         long rows = x.numel() / dim;
         long chunk = Math.min(rows, CHUNK_ROWS);
         Tensor y = ws.take(DType.F32, x.shape()); // [B, L, D]
-        Tensor p = ws.take(DType.F32, chunk, proj.out()); // [chunk, 2F]
-        Tensor g = ws.take(DType.F32, chunk, out.in()); // [chunk, F]
+        Tensor p = ws.take(DType.F32, chunk, proj.outFeatures()); // [chunk, 2F]
+        Tensor g = ws.take(DType.F32, chunk, out.inFeatures()); // [chunk, F]
         Tensor x2 = x.reshape(rows, dim);
         Tensor y2 = y.reshape(rows, dim);
         for (long r0 = 0; r0 < rows; r0 += chunk) {

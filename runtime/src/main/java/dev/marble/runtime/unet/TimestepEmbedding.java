@@ -1,5 +1,6 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
@@ -22,8 +23,8 @@ final class TimestepEmbedding {
 
     static TimestepEmbedding load(WeightScope w, int in, int timeDim, Activation.Kind act, Activation.Kind postAct,
             Arena arena) {
-        return new TimestepEmbedding(Linear.load(w.at("linear_1"), in, timeDim, true, arena),
-                Linear.load(w.at("linear_2"), timeDim, timeDim, true, arena), act, postAct);
+        return new TimestepEmbedding(Linear.loadMatrix(w.at("linear_1"), in, timeDim, true, arena),
+                Linear.loadMatrix(w.at("linear_2"), timeDim, timeDim, true, arena), act, postAct);
     }
 
     /** t_emb [B, C0] → a new workspace tensor [B, T]. */

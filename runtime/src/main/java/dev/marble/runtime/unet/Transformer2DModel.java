@@ -1,5 +1,7 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
@@ -44,10 +46,10 @@ final class Transformer2DModel {
         }
         return new Transformer2DModel(
                 GroupNormLayer.load(w.at("norm"), channels, groups, GROUP_NORM_EPS, arena),
-                linearProjection ? Linear.load(w.at("proj_in"), channels, inner, true, arena)
+                linearProjection ? Linear.loadMatrix(w.at("proj_in"), channels, inner, true, arena)
                         : Linear.loadConv1x1(w.at("proj_in"), channels, inner, arena),
                 blocks,
-                linearProjection ? Linear.load(w.at("proj_out"), inner, channels, true, arena)
+                linearProjection ? Linear.loadMatrix(w.at("proj_out"), inner, channels, true, arena)
                         : Linear.loadConv1x1(w.at("proj_out"), inner, channels, arena));
     }
 

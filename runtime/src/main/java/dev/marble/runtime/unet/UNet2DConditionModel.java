@@ -1,5 +1,9 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.Conv2dLayer;
+import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Layout;
+import dev.marble.runtime.nn.Probe;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
@@ -30,14 +34,6 @@ import java.util.TreeSet;
  * forward odd skip sizes to the upsamplers ({@code forward_upsample_size}); that path is refused here.
  */
 public final class UNet2DConditionModel {
-    /** Receives intermediate activations (channels-last) during a forward pass; for debugging. */
-    @FunctionalInterface
-    interface Probe {
-        Probe NONE = (name, t) -> { };
-
-        void record(String name, Tensor t);
-    }
-
     private final UNetConfig config;
     private final Timesteps time_proj;
     private final TimestepEmbedding time_embedding; // linear_1 [T, C0], linear_2 [T, T]
@@ -139,11 +135,11 @@ public final class UNet2DConditionModel {
         float[] proj = time_proj.embed(t);
         Tensor tProj = ws.take(DType.F32, b, proj.length / b); // [B, C0]
         MemorySegment.copy(proj, 0, tProj.data(), ValueLayout.JAVA_FLOAT_UNALIGNED, 0, proj.length);
-        probe.record("time_proj", tProj);
+        probe.see("time_proj", tProj);
         Tensor emb = time_embedding.forward(ws, tProj); // [B, T]
         ws.give(tProj);
         Activation.apply(timeEmbedAct, emb, emb);
-        probe.record("time_embedding", emb);
+        probe.see("time_embedding", emb);
         Tensor tembAct = emb; // [B, T], act(emb) in place: emb itself is not needed again
         Activation.apply(act, tembAct, tembAct);
         Tensor ctx = f32Copy(ws, encoderHiddenStates); // [B, L, D]
@@ -156,12 +152,12 @@ public final class UNet2DConditionModel {
         Tensor h = conv_in.forward(ws, x); // [B, h, w, C0]
         ws.give(x);
         skips.push(h);
-        probe.record("conv_in", h);
+        probe.see("conv_in", h);
 
         // 3. down blocks: every layer output is pushed as a skip
         for (int i = 0; i < down_blocks.size(); i++) {
             h = down_blocks.get(i).forward(ws, h, tembAct, ctx, skips);
-            probe.record("down_blocks." + i, h);
+            probe.see("down_blocks." + i, h);
         }
 
         // 4. mid block (its input stays on the skip stack)
@@ -172,19 +168,19 @@ public final class UNet2DConditionModel {
             h.copyTo(copy);
             h = copy;
         }
-        probe.record("mid_block", h);
+        probe.see("mid_block", h);
 
         // 5. up blocks: pop skips, concatenate, upsample
         for (int i = 0; i < up_blocks.size(); i++) {
             h = up_blocks.get(i).forward(ws, h, tembAct, ctx, skips);
-            probe.record("up_blocks." + i, h);
+            probe.see("up_blocks." + i, h);
         }
         ws.give(ctx);
         ws.give(tembAct);
 
         // 6. conv_norm_out, act, conv_out
         conv_norm_out.forward(h, Activation.Kind.IDENTITY, h);
-        probe.record("conv_norm_out", h);
+        probe.see("conv_norm_out", h);
         Activation.apply(act, h, h);
         Tensor y = conv_out.forward(ws, h); // [B, h, w, out]
         ws.give(h);

@@ -1,5 +1,6 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.ResnetBlock2D;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
@@ -24,13 +25,13 @@ final class UNetMidBlock2DCrossAttn {
         Activation.Kind act = Activation.Kind.fromConfig(c.actFn());
         float scale = c.midBlockScaleFactor();
         return new UNetMidBlock2DCrossAttn(
-                ResnetBlock2D.load(w.at("resnets").at(0), ch, ch, c.timeEmbeddingDim(), c.normNumGroups(),
-                        c.normEps(), act, scale, arena),
+                ResnetBlock2D.loadWithTimeEmbedding(w.at("resnets").at(0), ch, ch, c.timeEmbeddingDim(),
+                        c.normNumGroups(), c.normEps(), act, scale, arena),
                 Transformer2DModel.load(w.at("attentions").at(0), ch, c.attentionHeads().get(n - 1),
                         c.headSize(n - 1), c.midTransformerLayers(), c.crossAttentionDim().get(n - 1),
                         c.normNumGroups(), c.useLinearProjection(), arena),
-                ResnetBlock2D.load(w.at("resnets").at(1), ch, ch, c.timeEmbeddingDim(), c.normNumGroups(),
-                        c.normEps(), act, scale, arena));
+                ResnetBlock2D.loadWithTimeEmbedding(w.at("resnets").at(1), ch, ch, c.timeEmbeddingDim(),
+                        c.normNumGroups(), c.normEps(), act, scale, arena));
     }
 
     Transformer2DModel attention() {

@@ -1,5 +1,7 @@
 package dev.marble.runtime.unet;
 
+import dev.marble.runtime.nn.ResnetBlock2D;
+import dev.marble.runtime.nn.Upsample2D;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
@@ -43,8 +45,8 @@ final class UpBlock2D {
         for (int j = 0; j < layers; j++) {
             int skip = j == layers - 1 ? in : out;
             int resIn = j == 0 ? prevOut : out;
-            resnets.add(ResnetBlock2D.load(w.at("resnets").at(j), resIn + skip, out, c.timeEmbeddingDim(),
-                    c.normNumGroups(), c.normEps(), act, 1f, arena));
+            resnets.add(ResnetBlock2D.loadWithTimeEmbedding(w.at("resnets").at(j), resIn + skip, out,
+                    c.timeEmbeddingDim(), c.normNumGroups(), c.normEps(), act, 1f, arena));
             if (crossAttn) {
                 attentions.add(Transformer2DModel.load(w.at("attentions").at(j), out,
                         c.attentionHeads().get(n - 1 - i), c.headSize(n - 1 - i),
@@ -87,9 +89,7 @@ final class UpBlock2D {
             }
         }
         if (upsampler != null) {
-            Tensor u = upsampler.forward(ws, h); // [B, 2H, 2W, Cout]
-            ws.give(h);
-            h = u;
+            h = upsampler.forward(ws, h); // [B, 2H, 2W, Cout]
         }
         return h;
     }

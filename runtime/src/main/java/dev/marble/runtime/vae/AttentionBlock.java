@@ -5,6 +5,7 @@ import dev.marble.runtime.nn.Linear;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.tensors.kernels.Attention;
 import dev.marble.tensors.kernels.Elementwise;
 import dev.marble.weights.WeightScope;
@@ -37,7 +38,7 @@ final class AttentionBlock {
     static AttentionBlock load(AutoencoderKLConfig c, WeightScope w, int channels, Arena arena) {
         boolean legacy = !w.hasScope("to_q") && w.hasScope("query");
         return new AttentionBlock(
-                GroupNormLayer.load(w.at("group_norm"), channels, c.normNumGroups(), ResnetBlock2D.EPS, arena),
+                GroupNormLayer.load(w.at("group_norm"), channels, c.normNumGroups(), AutoencoderKL.NORM_EPS, arena),
                 Linear.load(w.at(legacy ? "query" : "to_q"), channels, channels, true, arena),
                 Linear.load(w.at(legacy ? "key" : "to_k"), channels, channels, true, arena),
                 Linear.load(w.at(legacy ? "value" : "to_v"), channels, channels, true, arena),
@@ -52,7 +53,7 @@ final class AttentionBlock {
         int c = x.size(3);
         Tensor tokens = x.reshape(b, -1, c); // [B, L, C], L = H·W
         // 1. group norm, projections
-        Tensor n = groupNorm.forward(ws, tokens, false); // [B, L, C]
+        Tensor n = groupNorm.forward(ws, tokens, Activation.Kind.IDENTITY); // [B, L, C]
         Tensor q = toQ.forward(ws, n); // [B, L, C]
         Tensor k = toK.forward(ws, n); // [B, L, C]
         Tensor v = toV.forward(ws, n); // [B, L, C]

@@ -2,6 +2,7 @@ package dev.marble.runtime.vae;
 
 import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.Layout;
+import dev.marble.runtime.nn.Probe;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
@@ -30,6 +31,9 @@ public final class AutoencoderKL {
             ws.give(std);
         }
     }
+
+    /** GroupNorm eps of every VAE resnet and attention block: diffusers' Encoder and Decoder pass 1e-6. */
+    static final float NORM_EPS = 1e-6f;
 
     private final AutoencoderKLConfig config;
     private final Encoder encoder;

@@ -2,8 +2,10 @@ package dev.marble.runtime.vae;
 
 import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Probe;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -39,7 +41,8 @@ final class Decoder {
                 Conv2dLayer.load(w.at("conv_in"), c.latentChannels(), rev.get(0), 3, 1, 1, arena),
                 UNetMidBlock2D.load(c, w.at("mid_block"), rev.get(0), arena),
                 up,
-                GroupNormLayer.load(w.at("conv_norm_out"), rev.getLast(), c.normNumGroups(), ResnetBlock2D.EPS, arena),
+                GroupNormLayer.load(w.at("conv_norm_out"), rev.getLast(), c.normNumGroups(), AutoencoderKL.NORM_EPS,
+                        arena),
                 Conv2dLayer.load(w.at("conv_out"), rev.getLast(), c.outChannels(), 3, 1, 1, arena));
     }
 
@@ -58,7 +61,7 @@ final class Decoder {
             probe.see("decoder.up_blocks." + i, h);
         }
         // 4. norm + SiLU (in place), conv_out
-        convNormOut.forward(h, true, h);
+        convNormOut.forward(h, Activation.Kind.SILU, h);
         Tensor out = convOut.forward(ws, h); // [B, H, W, out]
         ws.give(h);
         return out;

@@ -2,8 +2,10 @@ package dev.marble.runtime.vae;
 
 import dev.marble.runtime.nn.Conv2dLayer;
 import dev.marble.runtime.nn.GroupNormLayer;
+import dev.marble.runtime.nn.Probe;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -40,7 +42,7 @@ final class Encoder {
                 Conv2dLayer.load(w.at("conv_in"), c.inChannels(), ch.get(0), 3, 1, 1, arena),
                 down,
                 UNetMidBlock2D.load(c, w.at("mid_block"), last, arena),
-                GroupNormLayer.load(w.at("conv_norm_out"), last, c.normNumGroups(), ResnetBlock2D.EPS, arena),
+                GroupNormLayer.load(w.at("conv_norm_out"), last, c.normNumGroups(), AutoencoderKL.NORM_EPS, arena),
                 Conv2dLayer.load(w.at("conv_out"), last, 2 * c.latentChannels(), 3, 1, 1, arena));
     }
 
@@ -59,7 +61,7 @@ final class Encoder {
         h = midBlock.forward(ws, h); // [B, h, w, Cn]
         probe.see("encoder.mid_block", h);
         // 4. norm + SiLU (in place), conv_out
-        convNormOut.forward(h, true, h);
+        convNormOut.forward(h, Activation.Kind.SILU, h);
         Tensor out = convOut.forward(ws, h); // [B, h, w, 2·latent]
         ws.give(h);
         probe.see("encoder.conv_out", out);

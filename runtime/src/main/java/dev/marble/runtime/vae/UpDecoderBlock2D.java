@@ -1,7 +1,10 @@
 package dev.marble.runtime.vae;
 
+import dev.marble.runtime.nn.ResnetBlock2D;
+import dev.marble.runtime.nn.Upsample2D;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
+import dev.marble.tensors.kernels.Activation;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 
@@ -17,9 +20,11 @@ final class UpDecoderBlock2D {
 
     static UpDecoderBlock2D load(AutoencoderKLConfig c, WeightScope w, int in, int out, boolean upsample,
             Arena arena) {
+        Activation.Kind act = Activation.Kind.fromConfig(c.actFn());
         ResnetBlock2D[] resnets = new ResnetBlock2D[c.layersPerBlock() + 1];
         for (int i = 0; i < resnets.length; i++) {
-            resnets[i] = ResnetBlock2D.load(c, w.at("resnets").at(i), i == 0 ? in : out, out, arena);
+            resnets[i] = ResnetBlock2D.load(w.at("resnets").at(i), i == 0 ? in : out, out, c.normNumGroups(),
+                    AutoencoderKL.NORM_EPS, act, arena);
         }
         return new UpDecoderBlock2D(resnets, upsample ? Upsample2D.load(w.at("upsamplers").at(0), out, arena) : null);
     }
@@ -28,7 +33,7 @@ final class UpDecoderBlock2D {
     Tensor forward(Workspace ws, Tensor x) {
         Tensor h = x;
         for (ResnetBlock2D r : resnets) {
-            h = r.forward(ws, h);
+            h = r.forwardAndGive(ws, h, null);
         }
         return upsampler == null ? h : upsampler.forward(ws, h);
     }

@@ -37,6 +37,21 @@ class LayoutTest {
         }
     }
 
+    /** toNhwc also takes a model input as it comes: another float dtype, or a strided view. */
+    @Test
+    void toNhwcWidensF16AndStridedInput() {
+        try (Arena a = Arena.ofShared(); Workspace ws = new Workspace()) {
+            Tensor f16 = Tensor.allocate(a, DType.F16, 2, 3, 4, 5);
+            Tensor f32 = random(a, new Random(5), 2, 3, 4, 5).reshape(2 * 3 * 4 * 5);
+            for (int i = 0; i < f32.numel(); i++) {
+                f16.reshape(-1).setFloat(f32.getFloat(i), i);
+            }
+            assertArrayEquals(f16.permute(0, 2, 3, 1).toFloatArray(), Layout.toNhwc(ws, f16).toFloatArray());
+            Tensor strided = random(a, new Random(6), 2, 4, 5, 3).permute(0, 3, 1, 2); // [2, 3, 4, 5] view
+            assertArrayEquals(strided.permute(0, 2, 3, 1).toFloatArray(), Layout.toNhwc(ws, strided).toFloatArray());
+        }
+    }
+
     @Test
     void rejectsWrongShapesAndDtypes() {
         try (Arena a = Arena.ofShared()) {

@@ -2,16 +2,16 @@ package dev.marble.runtime.unet;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.marble.runtime.nn.Linear;
+import dev.marble.runtime.nn.MapSource;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
-import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /** The token-chunked feed-forward equals the whole-tensor composition, across chunk borders and a ragged tail. */
@@ -35,8 +35,8 @@ class FeedForwardTest {
 
             float[] chunked = ff.forward(ws, x).toFloatArray();
 
-            Linear proj = Linear.load(w.at("net").at(0).at("proj"), d, 2 * f, true, arena);
-            Linear out = Linear.load(w.at("net").at(2), f, d, true, arena);
+            Linear proj = Linear.loadMatrix(w.at("net").at(0).at("proj"), d, 2 * f, true, arena);
+            Linear out = Linear.loadMatrix(w.at("net").at(2), f, d, true, arena);
             Tensor p = proj.forward(ws, x); // [B, L, 2F]
             Tensor g = ws.take(DType.F32, batch, tokens, f); // [B, L, F]
             Activation.geglu(p, g);
@@ -57,31 +57,5 @@ class FeedForwardTest {
             v[i] = (float) rnd.nextGaussian();
         }
         return Tensor.fromFloats(arena, v, shape);
-    }
-
-    private record MapSource(Map<String, Tensor> tensors) implements TensorSource {
-        @Override
-        public boolean contains(String key) {
-            return tensors.containsKey(key);
-        }
-
-        @Override
-        public Tensor get(String key) {
-            return tensors.get(key);
-        }
-
-        @Override
-        public Set<String> keys() {
-            return tensors.keySet();
-        }
-
-        @Override
-        public String describe() {
-            return "in-memory weights";
-        }
-
-        @Override
-        public void close() {
-        }
     }
 }
