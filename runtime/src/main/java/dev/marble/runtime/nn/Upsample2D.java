@@ -27,11 +27,48 @@ public final class Upsample2D {
      * it is upsampled, so it is not live alongside the conv output.
      */
     public Tensor forward(Workspace ws, Tensor x) {
-        Tensor up = ws.take(DType.F32, x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)); // [B, 2H, 2W, C]
-        Elementwise.upsampleNearest2x(x, up);
+        return forward(ws, x, 2 * x.size(1), 2 * x.size(2));
+    }
+
+    /**
+     * The same to an explicit size [B, outH, outW, C]: diffusers' {@code upsample_size}, which the UNet
+     * passes when a latent side is not a multiple of 2^levels, so each upsampled map matches its skip.
+     */
+    public Tensor forward(Workspace ws, Tensor x, int outH, int outW) {
+        Tensor up = ws.take(DType.F32, x.dim(0), outH, outW, x.dim(3)); // [B, outH, outW, C]
+        if (outH == 2 * x.dim(1) && outW == 2 * x.dim(2)) {
+            Elementwise.upsampleNearest2x(x, up);
+        } else {
+            resizeNearest(x, up);
+        }
         ws.give(x);
         Tensor out = conv.forward(ws, up); // [B, 2H, 2W, C]
         ws.give(up);
         return out;
+    }
+
+    /**
+     * torch's "nearest" interpolation to any size: source index = min(floor(dst · (float) in / out),
+     * in − 1) per axis, computed in float as torch does. Whole pixels (C floats) are copied.
+     */
+    static void resizeNearest(Tensor x, Tensor out) {
+        int b = x.size(0);
+        int h = x.size(1);
+        int w = x.size(2);
+        long rowBytes = x.dim(3) * 4L;
+        int oh = out.size(1);
+        int ow = out.size(2);
+        float sy = (float) h / oh;
+        float sx = (float) w / ow;
+        for (int n = 0; n < b; n++) {
+            for (int y = 0; y < oh; y++) {
+                int iy = Math.min((int) Math.floor(y * sy), h - 1);
+                for (int xx = 0; xx < ow; xx++) {
+                    int ix = Math.min((int) Math.floor(xx * sx), w - 1);
+                    java.lang.foreign.MemorySegment.copy(x.data(), (((long) n * h + iy) * w + ix) * rowBytes,
+                            out.data(), (((long) n * oh + y) * ow + xx) * rowBytes, rowBytes);
+                }
+            }
+        }
     }
 }

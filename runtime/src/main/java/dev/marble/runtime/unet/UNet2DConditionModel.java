@@ -30,8 +30,9 @@ import java.util.TreeSet;
  * All activation maths is F32; weights stay in their file dtype. Immutable after {@link #load}: a
  * forward call touches only the {@link Workspace} it is given, so one model serves many threads.
  *
- * <p>Latent sizes must be multiples of 2^(number of downsamplers) (8 for SD): diffusers would instead
- * forward odd skip sizes to the upsamplers ({@code forward_upsample_size}); that path is refused here.
+ * <p>Any latent size works: where a side is not a multiple of 2^(number of downsamplers), the
+ * stride-2 convs round up on the way down and each upsampler resizes to its skip's size on the way
+ * up, as diffusers does with {@code forward_upsample_size}.
  */
 public final class UNet2DConditionModel {
     private final UNetConfig config;
@@ -195,11 +196,8 @@ public final class UNet2DConditionModel {
             throw new MarbleException("UNet: sample must be [B, " + config.inChannels() + ", h, w], got " + sample);
         }
         int b = sample.size(0);
-        int levels = down_blocks.size() - 1;
-        long unit = 1L << levels;
-        if (b < 1 || sample.dim(2) < 1 || sample.dim(3) < 1 || sample.dim(2) % unit != 0 || sample.dim(3) % unit != 0) {
-            throw new MarbleException("UNet: latent size " + sample.dim(2) + "x" + sample.dim(3)
-                    + " must be a positive multiple of " + unit + " (" + levels + " downsamplers)");
+        if (b < 1 || sample.dim(2) < 1 || sample.dim(3) < 1) {
+            throw new MarbleException("UNet: empty sample " + sample);
         }
         if (timesteps == null || (timesteps.length != 1 && timesteps.length != b)) {
             throw new MarbleException("UNet: expected 1 or " + b + " timesteps, got "

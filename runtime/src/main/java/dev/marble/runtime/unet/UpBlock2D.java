@@ -89,7 +89,11 @@ final class UpBlock2D {
             }
         }
         if (upsampler != null) {
-            h = upsampler.forward(ws, h); // [B, 2H, 2W, Cout]
+            // To the size of the next skip: 2× when the latent side divides by 2^levels, else the odd
+            // size the stride-2 conv made on the way down (diffusers' forward_upsample_size).
+            Tensor next = skips.peek();
+            h = next == null ? upsampler.forward(ws, h)
+                    : upsampler.forward(ws, h, next.size(1), next.size(2)); // [B, H', W', Cout]
         }
         return h;
     }
