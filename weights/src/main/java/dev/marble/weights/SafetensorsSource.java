@@ -52,9 +52,12 @@ public final class SafetensorsSource implements TensorSource {
         return new SafetensorsSource(opened, description);
     }
 
-    /** One safetensors file, or a sharded checkpoint if {@code path} names its {@code *.index.json}. */
+    /**
+     * One safetensors file, or a sharded checkpoint if {@code path} names its JSON index
+     * ({@code *.safetensors.index.json}, or {@code *.safetensors.index.fp16.json} for a variant).
+     */
     public static SafetensorsSource open(Path path) {
-        if (path.getFileName() != null && path.getFileName().toString().endsWith(INDEX_SUFFIX)) {
+        if (path.getFileName() != null && path.getFileName().toString().endsWith(".json")) {
             return openIndex(path);
         }
         return open(List.of(path), path.toString());

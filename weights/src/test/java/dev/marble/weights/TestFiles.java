@@ -41,7 +41,6 @@ final class TestFiles {
     static String assertFails(Executable body, String... fragments) {
         MarbleException e = assertThrows(MarbleException.class, body);
         String msg = e.getMessage();
-        System.out.println("MSG " + msg);
         assertFalse(msg.contains("\n") || msg.contains("\r"), "message is not one line: " + msg);
         for (String f : fragments) {
             assertTrue(msg.contains(f), "message lacks '" + f + "': " + msg);
