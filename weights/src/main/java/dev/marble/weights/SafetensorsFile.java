@@ -92,6 +92,10 @@ public final class SafetensorsFile implements AutoCloseable {
         if (!attrs.isRegularFile()) {
             throw fail(path, "is not a regular file");
         }
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            // Tensors are zero-copy views read in native order; safetensors data is little-endian.
+            throw fail(path, "cannot map safetensors data on a big-endian platform");
+        }
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();

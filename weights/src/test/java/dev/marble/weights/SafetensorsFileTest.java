@@ -251,8 +251,12 @@ class SafetensorsFileTest {
         Path over = raw(dir.resolve("over.safetensors"), 100_000_001L, h, new byte[0]);
         assertFails(() -> SafetensorsFile.open(over), over.toString(), "100000001 is not in 1..100000000");
         Path past = raw(dir.resolve("past.safetensors"), 50_000_000L, h, new byte[0]);
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long a0 = threads.getCurrentThreadAllocatedBytes();
         assertFails(() -> SafetensorsFile.open(past), past.toString(),
                 "header length 50000000 runs past the end of the 10-byte file (truncated?)");
+        long allocated = threads.getCurrentThreadAllocatedBytes() - a0;
+        assertTrue(allocated < 1 << 20, "a 50 MB header length was allocated before the size check: " + allocated);
 
         Path latin1 = raw(dir.resolve("latin1.safetensors"), 4, new byte[] {'{', '}', (byte) 0xE9, ' '}, new byte[0]);
         assertFails(() -> SafetensorsFile.open(latin1), latin1.toString(), "header is not valid UTF-8");
