@@ -22,7 +22,7 @@ public final class Gemm {
             Checks.f32("matmul bias", bias, n);
         }
         if (Simd.ENABLED) {
-            GemmScalar.matmul(a, b, bias, c, m);
+            GemmSimd.matmul(a, b, bias, c, m);
         } else {
             GemmScalar.matmul(a, b, bias, c, m);
         }
