@@ -3,8 +3,10 @@ package dev.marble.tensors.bench;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import org.openjdk.jmh.results.Result;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
@@ -14,8 +16,9 @@ import org.openjdk.jmh.runner.options.CommandLineOptions;
 
 /**
  * Runs JMH with the given command line (the same arguments as {@code org.openjdk.jmh.Main}), then
- * prints one line per benchmark and parameter set: its FLOP/s from the {@link FlopCounter} and
- * the fraction of the machine's fp32 peak.
+ * prints one line per benchmark and parameter set: its FLOP/s from the {@link FlopCounter}, the
+ * fraction of the machine's nominal fp32 peak, and, when {@link GemmBenchYardstick} ran too, the
+ * fraction of the yardstick with the same {@code threads} (what the cores deliver right now).
  */
 public final class BenchMain {
     /** fp32 peak of the 2-core target: 2 cores × 16 lanes × 2 flops (FMA) × ~3.6 GHz. */
@@ -39,8 +42,15 @@ public final class BenchMain {
     }
 
     static String table(Collection<RunResult> results) {
+        Map<String, Double> yardstick = new HashMap<>();
+        for (RunResult r : results) {
+            Result<?> flop = r.getSecondaryResults().get("flop");
+            if (r.getParams().getBenchmark().endsWith(GemmBenchYardstick.class.getSimpleName() + ".fma") && flop != null) {
+                yardstick.put(r.getParams().getParam("threads"), flop.getScore() / 1e9);
+            }
+        }
         List<String[]> rows = new ArrayList<>();
-        rows.add(new String[] {"Benchmark", "Params", "GFLOP/s", "of 230 peak", "of 115 core"});
+        rows.add(new String[] {"Benchmark", "Params", "GFLOP/s", "of 230 peak", "of 115 core", "of yardstick"});
         for (RunResult r : results) {
             String name = r.getParams().getBenchmark();
             name = name.substring(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
@@ -52,14 +62,16 @@ public final class BenchMain {
             if (flop == null) {
                 Result<?> p = r.getPrimaryResult();
                 rows.add(new String[] {name, params.toString(), String.format(Locale.ROOT, "(%.3g %s)", p.getScore(),
-                        p.getScoreUnit()), "", ""});
+                        p.getScoreUnit()), "", "", ""});
                 continue;
             }
             double gflops = flop.getScore() / 1e9;
             String threads = r.getParams().getParam("threads");
+            Double yard = threads == null ? null : yardstick.get(threads);
             rows.add(new String[] {name, params.toString(), String.format(Locale.ROOT, "%.1f", gflops),
                     String.format(Locale.ROOT, "%.0f%%", 100 * gflops / PEAK_GFLOPS),
-                    "1".equals(threads) ? String.format(Locale.ROOT, "%.0f%%", 100 * gflops / CORE_GFLOPS) : ""});
+                    "1".equals(threads) ? String.format(Locale.ROOT, "%.0f%%", 100 * gflops / CORE_GFLOPS) : "",
+                    yard == null ? "" : String.format(Locale.ROOT, "%.0f%%", 100 * gflops / yard)});
         }
         int[] width = new int[rows.getFirst().length];
         for (String[] row : rows) {
