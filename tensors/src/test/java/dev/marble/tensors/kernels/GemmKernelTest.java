@@ -46,7 +46,7 @@ class GemmKernelTest {
         GemmSimd.Blocking tiny = new GemmSimd.Blocking(64, 8 * 64, 3 * 64 * nr);
         for (DType dt : new DType[] {DType.F32, DType.F16, DType.BF16}) {
             compare(rnd, 45, 7 * nr + 5, 200, dt, true, tiny);   // split over M
-            compare(rnd, 6, 9 * nr + 3, 150, dt, false, tiny);   // split over N
+            compare(rnd, 3, 9 * nr + 3, 150, dt, false, tiny);   // split over N
         }
         compare(rnd, 77, 320, 300, DType.F16, true, GemmSimd.Blocking.DEFAULT);   // text-encoder rows
         compare(rnd, 2, 1280, 320, DType.BF16, true, GemmSimd.Blocking.DEFAULT);  // time embedding
@@ -99,6 +99,27 @@ class GemmKernelTest {
             }
             PackedMatrix ragged = PackedMatrix.ofLinear(weight(arena, rnd, 3, 10, DType.F16), arena);
             assertEquals(2L * PackedMatrix.NR * 10, ragged.byteSize(), "one zero-padded F16 panel");
+        }
+    }
+
+    @Test
+    void packsStridedAndConvShapedWeights() {
+        SplittableRandom rnd = new SplittableRandom(5);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor kn = weight(arena, rnd, 9, 12, DType.F16);          // [K, N] storage
+            PackedMatrix fromView = PackedMatrix.ofLinear(kn.permute(1, 0), arena); // [N, K] view
+            Tensor conv = Tensor.fromFloats(arena, random(rnd, 12 * 9), 12, 9, 1, 1); // 1×1 conv [OC, IC, 1, 1]
+            PackedMatrix fromConv = PackedMatrix.ofLinear(conv, arena);
+            assertEquals(9, fromView.k());
+            assertEquals(12, fromView.n());
+            assertEquals(9, fromConv.k());
+            assertEquals(12, fromConv.n());
+            for (int j = 0; j < 12; j++) {
+                for (int kk = 0; kk < 9; kk++) {
+                    assertEquals(kn.getFloat(kk, j), fromView.get(kk, j));
+                    assertEquals(conv.getFloat(j, kk, 0, 0), fromConv.get(kk, j));
+                }
+            }
         }
     }
 
