@@ -6,6 +6,7 @@ import dev.marble.tensors.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -19,7 +20,8 @@ import jdk.incubator.vector.VectorSpecies;
  * The tile is 4 rows × 2 vectors: 8 accumulators, 2 panel vectors and the 4 broadcasts of one K
  * step fit AVX2's 16 registers. C2 issues all loads of a K step first, so larger tiles (6 × 2,
  * 5 × 2, 4 × 3) spill an accumulator to the stack and lose about half their speed (measured); the
- * 4 × 2 loop compiles to 8 FMAs, 2 loads and 4 broadcasts without bounds checks.
+ * 4 × 2 loop compiles to 8 FMAs, 2 loads and 4 broadcasts without bounds checks or spills. A is
+ * read from a heap copy: broadcasting straight from the A segment made C2 unroll the loop and spill.
  */
 final class GemmSimd {
     private static final VectorSpecies<Float> S = Simd.FLOAT;
@@ -126,29 +128,20 @@ final class GemmSimd {
     }
 
     /**
-     * A[ib .. ie, k0 .. k0+kc) → MR-row micro-panels dst[tile·MR·kc + kk·MR + r]; the rows of the last
-     * micro-panel past ie are zero.
+     * A[ib .. ie, k0 .. k0+kc) → MR-row micro-panels, row after row: dst[tile·MR·kc + r·kc + kk]. A
+     * row-major panel is a plain copy per row; the kernel's four broadcast streams run side by side.
+     * Rows of the last micro-panel past ie are zero.
      */
     private static void packA(MemorySegment a, int k, int ib, int ie, int k0, int kc, float[] dst) {
-        for (int i0 = ib; i0 < ie; i0 += MR) {
-            int base = (i0 - ib) * kc;
-            int rows = Math.min(MR, ie - i0);
-            for (int r = 0; r < rows; r++) {
-                long src = ((long) (i0 + r) * k + k0) * 4;
-                for (int kk = 0; kk < kc; kk++) {
-                    dst[base + kk * MR + r] = a.get(F, src + 4L * kk);
-                }
-            }
-            for (int r = rows; r < MR; r++) {
-                for (int kk = 0; kk < kc; kk++) {
-                    dst[base + kk * MR + r] = 0f;
-                }
-            }
+        int padded = (ie - ib + MR - 1) / MR * MR;
+        for (int i = ib; i < ie; i++) {
+            MemorySegment.copy(a, F, ((long) i * k + k0) * 4, dst, (i - ib) * kc, kc);
         }
+        Arrays.fill(dst, (ie - ib) * kc, padded * kc, 0f);
     }
 
     /**
-     * The micro-kernel: C[i0 .. i0+MR, j0 .. j0+NR) (+)= Σ_kk a[ao + kk·MR + r] · b[bo + kk·NR + j]
+     * The micro-kernel: C[i0 .. i0+MR, j0 .. j0+NR) (+)= Σ_kk a[ao + r·kc + kk] · b[bo + kk·NR + j]
      * (+ bias). A whole tile is written from registers; an edge tile goes through {@code acc}.
      */
     private static void kernel(float[] a, int ao, float[] b, int bo, int kc, float[] acc,
@@ -157,19 +150,22 @@ final class GemmSimd {
         FloatVector c10 = FloatVector.zero(S), c11 = FloatVector.zero(S);
         FloatVector c20 = FloatVector.zero(S), c21 = FloatVector.zero(S);
         FloatVector c30 = FloatVector.zero(S), c31 = FloatVector.zero(S);
-        for (int kk = 0; kk < kc; kk++, ao += MR, bo += NR) {
+        int a1 = ao + kc;
+        int a2 = a1 + kc;
+        int a3 = a2 + kc;
+        for (int kk = 0; kk < kc; kk++, bo += NR) {
             FloatVector b0 = FloatVector.fromArray(S, b, bo);
             FloatVector b1 = FloatVector.fromArray(S, b, bo + L);
-            FloatVector x = FloatVector.broadcast(S, a[ao]);
+            FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
             c00 = x.fma(b0, c00);
             c01 = x.fma(b1, c01);
-            x = FloatVector.broadcast(S, a[ao + 1]);
+            x = FloatVector.broadcast(S, a[a1 + kk]);
             c10 = x.fma(b0, c10);
             c11 = x.fma(b1, c11);
-            x = FloatVector.broadcast(S, a[ao + 2]);
+            x = FloatVector.broadcast(S, a[a2 + kk]);
             c20 = x.fma(b0, c20);
             c21 = x.fma(b1, c21);
-            x = FloatVector.broadcast(S, a[ao + 3]);
+            x = FloatVector.broadcast(S, a[a3 + kk]);
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
         }
