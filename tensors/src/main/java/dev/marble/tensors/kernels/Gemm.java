@@ -4,7 +4,12 @@ import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Simd;
 import dev.marble.tensors.Tensor;
 
-/** C [M, N] = A [M, K] · B [K, N] (+ bias [N]). A and C are F32; leading dimensions are flattened into M. */
+/**
+ * C [M, N] = A [M, K] · B [K, N] (+ bias [N]). A and C are F32; leading dimensions are flattened into
+ * M. B stays in its weight dtype and is decoded panel by panel ({@link PackedMatrix}). The work is
+ * split over all threads, by rows of A or by panels of B, whichever deals out more evenly; called
+ * from inside a parallel region it runs on the calling thread.
+ */
 public final class Gemm {
     private Gemm() {
     }
@@ -22,7 +27,7 @@ public final class Gemm {
             Checks.f32("matmul bias", bias, n);
         }
         if (Simd.ENABLED) {
-            GemmScalar.matmul(a, b, bias, c, m);
+            GemmSimd.matmul(a, b, bias, c, m);
         } else {
             GemmScalar.matmul(a, b, bias, c, m);
         }

@@ -1,0 +1,165 @@
+package dev.marble.tensors.kernels;
+
+import dev.marble.tensors.DType;
+import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.Numerics;
+import dev.marble.tensors.Simd;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * One storage format of {@link PackedMatrix} panels: how a Linear weight is packed into K-major panels
+ * of {@link PackedMatrix#NR} columns, and how rows of a panel are decoded to F32 for the GEMM
+ * micro-kernel. The GEMM calls {@link #decode} once per panel and K block (never per element), so a
+ * new weight format (q8_0 / q4_0: blocks of 32 along K with an F16 scale each; the GEMM's K blocks
+ * start at multiples of 32) is one more final subclass here.
+ */
+abstract sealed class PanelDecoder {
+    static final int NR = PackedMatrix.NR;
+    private static final VectorSpecies<Float> S = Simd.FLOAT;
+    private static final int L = S.length();
+    /** Shorts of one float vector: loaded narrow, then widened (KERNELS.md: widen small vectors). */
+    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+    private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    static PanelDecoder of(DType dtype) {
+        return switch (dtype) {
+            case F32 -> F32Panels.INSTANCE;
+            case F16 -> F16Panels.INSTANCE;
+            case BF16 -> BF16Panels.INSTANCE;
+            default -> throw new MarbleException("GEMM weights must be F32, F16 or BF16, got " + dtype);
+        };
+    }
+
+    /**
+     * Packs panels [p0, p1) of the row-major weight {@code src} [n, k] into {@code dst}, zero-padding
+     * the columns past n.
+     */
+    abstract void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1);
+
+    /** B[kk, nn] as a float. */
+    abstract float get(MemorySegment data, int k, int kk, int nn);
+
+    /** Rows [k0, k0 + kc) of panel {@code panel} → dst[dstOff ..], kc × NR floats, K-major. */
+    abstract void decode(MemorySegment data, int k, int panel, int k0, int kc, float[] dst, int dstOff);
+
+    /** Element index of B[k0, panel·NR] in the packed layout. */
+    static long index(int k, int panel, int k0) {
+        return ((long) panel * k + k0) * NR;
+    }
+
+    /**
+     * Packs 2-byte or 4-byte elements by their raw bits: column j of panel p is weight row p·NR + j,
+     * written down the panel with stride NR; columns past n are zero.
+     */
+    static void packRaw(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1, int bytes) {
+        for (int p = p0; p < p1; p++) {
+            for (int j = 0; j < NR; j++) {
+                int col = p * NR + j;
+                long d = (index(k, p, 0) + j) * bytes;
+                long step = (long) NR * bytes;
+                if (col >= n) {
+                    for (int kk = 0; kk < k; kk++) {
+                        if (bytes == 4) {
+                            dst.set(ValueLayout.JAVA_INT_UNALIGNED, d + kk * step, 0);
+                        } else {
+                            dst.set(ValueLayout.JAVA_SHORT_UNALIGNED, d + kk * step, (short) 0);
+                        }
+                    }
+                } else if (bytes == 4) {
+                    long s = (long) col * k * 4;
+                    for (int kk = 0; kk < k; kk++) {
+                        dst.set(ValueLayout.JAVA_INT_UNALIGNED, d + kk * step, src.get(ValueLayout.JAVA_INT_UNALIGNED, s + 4L * kk));
+                    }
+                } else {
+                    long s = (long) col * k * 2;
+                    for (int kk = 0; kk < k; kk++) {
+                        dst.set(ValueLayout.JAVA_SHORT_UNALIGNED, d + kk * step, src.get(ValueLayout.JAVA_SHORT_UNALIGNED, s + 2L * kk));
+                    }
+                }
+            }
+        }
+    }
+
+    /** F32 panels: decoding is a copy. */
+    static final class F32Panels extends PanelDecoder {
+        static final F32Panels INSTANCE = new F32Panels();
+
+        @Override
+        void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
+            packRaw(src, dst, k, n, p0, p1, 4);
+        }
+
+        @Override
+        float get(MemorySegment data, int k, int kk, int nn) {
+            return data.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, index(k, nn / NR, kk) + nn % NR);
+        }
+
+        @Override
+        void decode(MemorySegment data, int k, int panel, int k0, int kc, float[] dst, int dstOff) {
+            MemorySegment.copy(data, ValueLayout.JAVA_FLOAT_UNALIGNED, index(k, panel, k0) * 4, dst, dstOff, kc * NR);
+        }
+    }
+
+    /**
+     * IEEE half panels. The Vector API has no half type; this plain loop is what C2 turns into F16C
+     * vcvtph2ps vectors (about 5× faster than widening the bits with Vector API integer ops).
+     */
+    static final class F16Panels extends PanelDecoder {
+        static final F16Panels INSTANCE = new F16Panels();
+
+        @Override
+        void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
+            packRaw(src, dst, k, n, p0, p1, 2);
+        }
+
+        @Override
+        float get(MemorySegment data, int k, int kk, int nn) {
+            return Float.float16ToFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, index(k, nn / NR, kk) + nn % NR));
+        }
+
+        @Override
+        void decode(MemorySegment data, int k, int panel, int k0, int kc, float[] dst, int dstOff) {
+            long src = index(k, panel, k0) * 2;
+            int count = kc * NR;
+            for (int i = 0; i < count; i++) {
+                dst[dstOff + i] = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, src + 2L * i));
+            }
+        }
+    }
+
+    /** bfloat16 panels: the top half of a float, widened by a shift. */
+    static final class BF16Panels extends PanelDecoder {
+        static final BF16Panels INSTANCE = new BF16Panels();
+
+        @Override
+        void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
+            packRaw(src, dst, k, n, p0, p1, 2);
+        }
+
+        @Override
+        float get(MemorySegment data, int k, int kk, int nn) {
+            return Numerics.bf16ToFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, index(k, nn / NR, kk) + nn % NR));
+        }
+
+        @Override
+        void decode(MemorySegment data, int k, int panel, int k0, int kc, float[] dst, int dstOff) {
+            long src = index(k, panel, k0) * 2;
+            int count = kc * NR;
+            for (int i = 0; i < count; i += L) {
+                ((IntVector) ShortVector.fromMemorySegment(SS, data, src + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, IS, 0))
+                        .lanewise(VectorOperators.LSHL, 16)
+                        .reinterpretAsFloats()
+                        .intoArray(dst, dstOff + i);
+            }
+        }
+    }
+}
