@@ -51,13 +51,13 @@ abstract sealed class Conv2dFormat permits Conv2dFormat.F32, Conv2dFormat.F16, C
     /** Packed element {@code elem} widened to float. */
     abstract float get(MemorySegment data, long elem);
 
-    /** Widens packed elements [elem, elem + n) into dst[0, n); n is a multiple of the vector length. */
-    abstract void decode(MemorySegment data, long elem, int n, float[] dst);
+    /** Widens packed elements [elem, elem + n) into dst[off, off + n); n is a multiple of the vector length. */
+    abstract void decode(MemorySegment data, long elem, int n, float[] dst, int off);
 
     /** The scalar twin of {@link #decode}. */
-    final void decodeScalar(MemorySegment data, long elem, int n, float[] dst) {
+    final void decodeScalar(MemorySegment data, long elem, int n, float[] dst, int off) {
         for (int i = 0; i < n; i++) {
-            dst[i] = get(data, elem + i);
+            dst[off + i] = get(data, elem + i);
         }
     }
 
@@ -83,8 +83,8 @@ abstract sealed class Conv2dFormat permits Conv2dFormat.F32, Conv2dFormat.F16, C
         }
 
         @Override
-        void decode(MemorySegment data, long elem, int n, float[] dst) {
-            MemorySegment.copy(data, ValueLayout.JAVA_FLOAT_UNALIGNED, elem * 4, dst, 0, n);
+        void decode(MemorySegment data, long elem, int n, float[] dst, int off) {
+            MemorySegment.copy(data, ValueLayout.JAVA_FLOAT_UNALIGNED, elem * 4, dst, off, n);
         }
     }
 
@@ -106,10 +106,11 @@ abstract sealed class Conv2dFormat permits Conv2dFormat.F32, Conv2dFormat.F16, C
         }
 
         @Override
-        void decode(MemorySegment data, long elem, int n, float[] dst) {
+        void decode(MemorySegment data, long elem, int n, float[] dst, int off) {
             long base = elem * 2;
             for (int i = 0; i < n; i += VL) {
-                loadShorts(data, base + 2L * i).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, i);
+                loadShorts(data, base + 2L * i).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
+                        .intoArray(dst, off + i);
             }
         }
     }
@@ -145,7 +146,7 @@ abstract sealed class Conv2dFormat permits Conv2dFormat.F32, Conv2dFormat.F16, C
         }
 
         @Override
-        void decode(MemorySegment data, long elem, int n, float[] dst) {
+        void decode(MemorySegment data, long elem, int n, float[] dst, int off) {
             long base = elem * 2;
             for (int i = 0; i < n; i += VL) {
                 IntVector h = loadShorts(data, base + 2L * i);
@@ -156,7 +157,7 @@ abstract sealed class Conv2dFormat permits Conv2dFormat.F32, Conv2dFormat.F16, C
                 o = o.add(REBIAS).add(REBIAS, e.eq(EXP_SHIFTED)).add(IMPLICIT_ONE, sub);
                 FloatVector f = o.reinterpretAsFloats();
                 f = f.blend(f.sub(TWO_POW_M14), sub.cast(FS));
-                f.reinterpretAsInts().or(sign).reinterpretAsFloats().intoArray(dst, i);
+                f.reinterpretAsInts().or(sign).reinterpretAsFloats().intoArray(dst, off + i);
             }
         }
     }

@@ -19,12 +19,12 @@ import jdk.incubator.vector.VectorSpecies;
  * split (band of output rows × group of output-channel blocks) over the threads
  * per band:   pack its input rows into per-thread scratch A (zero padding included, see below)
  *   per input-channel slab icb (KC channels), per NR-wide output-channel block ocb:
- *     decode the weight slab [KH][KW][kc][NR] to F32 scratch (~16 KB, stays in L1)
+ *     decode the weight slab [KH][KW][kc][NR] to F32 scratch (~36 KB, L1/L2)
  *     per tile of MR = 4 consecutive output pixels of one row:
- *       acc[4 pixels][2 vectors] = bias (first slab) or the partial sums in out
+ *       acc[4 pixels][2 vectors] = bias (first slab) or 0
  *       for ky:  for k = (kx, c) in the slab:  w = slab[ky][k][0..NR)
  *                                              acc[p] += broadcast(A[row oy·s+ky][tile][k][p]) · w
- *       store acc to out
+ *       out = acc (+ the partial sums already in out, after the first slab)
  * </pre>
  *
  * A is the band's input "expanded along kx": for input row r, tile g (output columns 4g .. 4g+3),
@@ -37,7 +37,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Why 4 × 2 vectors: C2 hoists all broadcasts of an iteration to its top, so accumulators +
  * weight vectors + broadcasts must fit the 16 AVX2 registers (8 + 2 + 4); a 6 × 2 tile spills an
  * accumulator and runs at half speed. Manual unrolling makes it spill too. Each step is 8 FMAs,
- * 2 vector loads and 4 broadcast loads: ~90% of the FMA peak when A and the slab are in cache.
+ * 2 vector loads and 4 broadcast loads; with A and the slab in L1 this loop reaches ~95% of a pure
+ * register-FMA loop in a micro-benchmark. KC = 64 for 3×3 (36 KB slabs) measured faster than 32 or
+ * 128: longer inner loops and fewer partial-sum passes against a slab that leaves L1.
  */
 final class Conv2dSimd {
     private static final VectorSpecies<Float> F = Simd.FLOAT;
@@ -132,13 +134,13 @@ final class Conv2dSimd {
                     int kc = Math.min(kcMax, ic - c0);    // real channels of the slab
                     int steps = kw * kc;                  // inner-loop length per ky
                     for (int ocb = group * perGroup; ocb < ocb1; ocb++) {
-                        decodeCompact(w, ocb, icb, kh * kw, kc, wbuf);
+                        decodeCompact(w, ocb, icb, kh * kw, kc, wbuf, 0);
                         int ocValid = Math.min(NR, oc - ocb * NR);
                         for (int oy = oy0; oy < oy1; oy++) {
                             long outRow = ((long) n * oh + oy) * ow;
                             long aRow = (long) (oy - oy0) * stride * rowFloats + (long) kw * c0 * MR;
                             for (int g = 0; g < tiles; g++) {
-                                tile(a, (int) (aRow + g * tileFloats), (int) rowFloats, kh, steps, wbuf,
+                                tile(a, (int) (aRow + g * tileFloats), (int) rowFloats, kh, steps, wbuf, 0,
                                         os, ((outRow + (long) g * MR) * oc + (long) ocb * NR) * 4, oc,
                                         Math.min(MR, ow - g * MR), ocValid, icb == 0, w.paddedBias(), ocb * NR,
                                         s.tile);
@@ -160,12 +162,12 @@ final class Conv2dSimd {
     }
 
     /** Decodes slab (ocb, icb) and closes the gaps when it stores more channels (kcs) than are real (kc). */
-    private static void decodeCompact(ConvWeights w, int ocb, int icb, int taps, int kc, float[] dst) {
-        w.decodeSlab(ocb, icb, dst);
+    private static void decodeCompact(ConvWeights w, int ocb, int icb, int taps, int kc, float[] dst, int off) {
+        w.decodeSlab(ocb, icb, dst, off);
         int kcs = w.slabChannels(icb);
         if (kc < kcs) {
             for (int t = 1; t < taps; t++) {
-                System.arraycopy(dst, t * kcs * NR, dst, t * kc * NR, kc * NR);
+                System.arraycopy(dst, off + t * kcs * NR, dst, off + t * kc * NR, kc * NR);
             }
         }
     }
@@ -213,77 +215,63 @@ final class Conv2dSimd {
 
     /**
      * One tile: output pixels 4g .. 4g+m−1 of one row (m ≤ MR) × output channels ocb·NR .. +NR, over
-     * one input-channel slab of every (ky, kx). Adds to the partial sums in out unless first. Pixels
-     * beyond m are computed from A's padding and not stored; a short tile or a short channel block
-     * goes through the small tile buffer, full ones load and store out directly.
+     * one input-channel slab of every (ky, kx). The accumulators start from the bias (first slab) or
+     * zero, and the partial sums already in out are added after the loop: issued there, their loads
+     * (often L3 hits, the band's outputs are large) overlap the FMAs instead of stalling the first
+     * ones. Pixels beyond m are computed from A's padding and not stored; a short tile or a short
+     * channel block goes through the small tile buffer, full ones use out directly.
      */
-    private static void tile(float[] a, int a0, int aKy, int kh, int steps, float[] w, MemorySegment out, long outOff,
-            int oc, int m, int ocValid, boolean first, float[] bias, int biasOff, float[] tmp) {
-        long pixBytes = (long) oc * 4;
-        boolean direct = m == MR && ocValid == NR;
+    private static void tile(float[] a, int a0, int aKy, int kh, int steps, float[] w, int w0, MemorySegment out,
+            long outOff, int oc, int m, int ocValid, boolean first, float[] bias, int biasOff, float[] tmp) {
         FloatVector c00;
         FloatVector c01;
-        FloatVector c10;
-        FloatVector c11;
-        FloatVector c20;
-        FloatVector c21;
-        FloatVector c30;
-        FloatVector c31;
         if (first) {
             c00 = FloatVector.fromArray(F, bias, biasOff);
             c01 = FloatVector.fromArray(F, bias, biasOff + VL);
-            c10 = c00;
-            c11 = c01;
-            c20 = c00;
-            c21 = c01;
-            c30 = c00;
-            c31 = c01;
-        } else if (direct) {
-            c00 = FloatVector.fromMemorySegment(F, out, outOff, NATIVE);
-            c01 = FloatVector.fromMemorySegment(F, out, outOff + VL * 4, NATIVE);
-            c10 = FloatVector.fromMemorySegment(F, out, outOff + pixBytes, NATIVE);
-            c11 = FloatVector.fromMemorySegment(F, out, outOff + pixBytes + VL * 4, NATIVE);
-            c20 = FloatVector.fromMemorySegment(F, out, outOff + 2 * pixBytes, NATIVE);
-            c21 = FloatVector.fromMemorySegment(F, out, outOff + 2 * pixBytes + VL * 4, NATIVE);
-            c30 = FloatVector.fromMemorySegment(F, out, outOff + 3 * pixBytes, NATIVE);
-            c31 = FloatVector.fromMemorySegment(F, out, outOff + 3 * pixBytes + VL * 4, NATIVE);
         } else {
-            Arrays.fill(tmp, 0f);
-            for (int p = 0; p < m; p++) {
-                MemorySegment.copy(out, FL, outOff + p * pixBytes, tmp, p * NR, ocValid);
-            }
-            c00 = FloatVector.fromArray(F, tmp, 0);
-            c01 = FloatVector.fromArray(F, tmp, VL);
-            c10 = FloatVector.fromArray(F, tmp, NR);
-            c11 = FloatVector.fromArray(F, tmp, NR + VL);
-            c20 = FloatVector.fromArray(F, tmp, 2 * NR);
-            c21 = FloatVector.fromArray(F, tmp, 2 * NR + VL);
-            c30 = FloatVector.fromArray(F, tmp, 3 * NR);
-            c31 = FloatVector.fromArray(F, tmp, 3 * NR + VL);
+            c00 = FloatVector.zero(F);
+            c01 = c00;
         }
+        FloatVector c10 = c00;
+        FloatVector c11 = c01;
+        FloatVector c20 = c00;
+        FloatVector c21 = c01;
+        FloatVector c30 = c00;
+        FloatVector c31 = c01;
         for (int ky = 0; ky < kh; ky++) {
             int ab = a0 + ky * aKy;
-            int wb = ky * steps * NR;
+            int wb = w0 + ky * steps * NR;
             for (int k = 0; k < steps; k++) {
                 int ak = ab + k * MR;
                 int wk = wb + k * NR;
-                FloatVector w0 = FloatVector.fromArray(F, w, wk);
-                FloatVector w1 = FloatVector.fromArray(F, w, wk + VL);
+                FloatVector wv0 = FloatVector.fromArray(F, w, wk);
+                FloatVector wv1 = FloatVector.fromArray(F, w, wk + VL);
                 FloatVector v = FloatVector.broadcast(F, a[ak]);
-                c00 = v.fma(w0, c00);
-                c01 = v.fma(w1, c01);
+                c00 = v.fma(wv0, c00);
+                c01 = v.fma(wv1, c01);
                 v = FloatVector.broadcast(F, a[ak + 1]);
-                c10 = v.fma(w0, c10);
-                c11 = v.fma(w1, c11);
+                c10 = v.fma(wv0, c10);
+                c11 = v.fma(wv1, c11);
                 v = FloatVector.broadcast(F, a[ak + 2]);
-                c20 = v.fma(w0, c20);
-                c21 = v.fma(w1, c21);
+                c20 = v.fma(wv0, c20);
+                c21 = v.fma(wv1, c21);
                 v = FloatVector.broadcast(F, a[ak + 3]);
-                c30 = v.fma(w0, c30);
-                c31 = v.fma(w1, c31);
+                c30 = v.fma(wv0, c30);
+                c31 = v.fma(wv1, c31);
             }
         }
-        if (direct) {
+        long pixBytes = (long) oc * 4;
+        if (m == MR && ocValid == NR) {
+            if (!first) {
+                c00 = c00.add(FloatVector.fromMemorySegment(F, out, outOff, NATIVE));
+                c01 = c01.add(FloatVector.fromMemorySegment(F, out, outOff + VL * 4, NATIVE));
+                c10 = c10.add(FloatVector.fromMemorySegment(F, out, outOff + pixBytes, NATIVE));
+                c11 = c11.add(FloatVector.fromMemorySegment(F, out, outOff + pixBytes + VL * 4, NATIVE));
+                c20 = c20.add(FloatVector.fromMemorySegment(F, out, outOff + 2 * pixBytes, NATIVE));
+                c21 = c21.add(FloatVector.fromMemorySegment(F, out, outOff + 2 * pixBytes + VL * 4, NATIVE));
+                c30 = c30.add(FloatVector.fromMemorySegment(F, out, outOff + 3 * pixBytes, NATIVE));
+                c31 = c31.add(FloatVector.fromMemorySegment(F, out, outOff + 3 * pixBytes + VL * 4, NATIVE));
+            }
             c00.intoMemorySegment(out, outOff, NATIVE);
             c01.intoMemorySegment(out, outOff + VL * 4, NATIVE);
             c10.intoMemorySegment(out, outOff + pixBytes, NATIVE);
@@ -302,7 +290,11 @@ final class Conv2dSimd {
             c30.intoArray(tmp, 3 * NR);
             c31.intoArray(tmp, 3 * NR + VL);
             for (int p = 0; p < m; p++) {
-                MemorySegment.copy(tmp, p * NR, out, FL, outOff + p * pixBytes, ocValid);
+                long o = outOff + p * pixBytes;
+                for (int j = 0; j < ocValid; j++) {
+                    float prev = first ? 0f : out.get(FL, o + 4L * j);
+                    out.set(FL, o + 4L * j, prev + tmp[p * NR + j]);
+                }
             }
         }
     }

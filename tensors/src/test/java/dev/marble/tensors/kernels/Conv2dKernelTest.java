@@ -179,10 +179,12 @@ class Conv2dKernelTest {
         assumeTrue(Simd.ENABLED, "vector kernels disabled (marble.vector.bits=0)");
         Random rnd = new Random(99);
         try (Arena arena = Arena.ofShared()) {
-            // Several bands per image and output-channel groups; several input-channel slabs.
-            check(arena, rnd, 2, 37, 29, 70, 37, 3, 3, 1, new int[] {1, 1, 1, 1}, DType.F16, true);
+            // Several bands per image, output-channel groups, several input-channel slabs (also a short
+            // last slab), row tails, and a 2×3 kernel with padding larger than needed.
+            check(arena, rnd, 2, 5, 7, 150, 37, 3, 3, 1, new int[] {1, 1, 1, 1}, DType.F16, true);
+            check(arena, rnd, 1, 9, 301, 8, 20, 3, 3, 1, new int[] {1, 1, 1, 1}, DType.BF16, false);
             check(arena, rnd, 1, 45, 40, 9, 20, 3, 3, 2, new int[] {0, 0, 1, 1}, DType.BF16, true);
-            check(arena, rnd, 2, 24, 23, 300, 19, 1, 1, 1, new int[] {0, 0, 0, 0}, DType.F32, false);
+            check(arena, rnd, 2, 5, 6, 1200, 19, 1, 1, 1, new int[] {0, 0, 0, 0}, DType.F32, true);
             check(arena, rnd, 1, 3, 2, 5, 6, 2, 3, 1, new int[] {2, 0, 1, 2}, DType.F16, true);
         }
     }
@@ -241,7 +243,7 @@ class Conv2dKernelTest {
                 all.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) i);
             }
             float[] got = new float[65536];
-            new Conv2dFormat.F16().decode(all, 0, 65536, got);
+            new Conv2dFormat.F16().decode(all, 0, 65536, got, 0);
             for (int i = 0; i < 65536; i++) {
                 float ref = Float.float16ToFloat((short) i);
                 int want = Float.floatToRawIntBits(ref);
@@ -253,15 +255,15 @@ class Conv2dKernelTest {
                             + Integer.toHexString(want));
                 }
             }
-            new Conv2dFormat.BF16().decode(all, 0, 65536, got);
+            new Conv2dFormat.BF16().decode(all, 0, 65536, got, 0);
             for (int i = 0; i < 65536; i++) {
                 assertEquals(Float.floatToRawIntBits(Numerics.bf16ToFloat((short) i)), Float.floatToRawIntBits(got[i]));
             }
             // Odd element offset: decode reads unaligned storage.
-            float[] f32 = new float[64];
-            float[] scalar = new float[64];
-            new Conv2dFormat.F16().decode(all, 1001, 64, f32);
-            new Conv2dFormat.F16().decodeScalar(all, 1001, 64, scalar);
+            float[] f32 = new float[67];
+            float[] scalar = new float[67];
+            new Conv2dFormat.F16().decode(all, 1001, 64, f32, 3);
+            new Conv2dFormat.F16().decodeScalar(all, 1001, 64, scalar, 3);
             assertArrayEquals(scalar, f32, 0f);
         }
     }
