@@ -6,7 +6,8 @@ import dev.marble.tensors.Tensor;
 
 /**
  * 2-D convolution over channels-last activations: x [B, H, W, IC] → out [B, OH, OW, OC], with
- * OH = (H + padTop + padBottom − KH) / stride + 1 (likewise OW). Zero padding.
+ * OH = (H + padTop + padBottom − KH) / stride + 1 (likewise OW). Zero padding. Runs the vector kernel
+ * ({@link Conv2dSimd}, an implicit GEMM) when {@link Simd#ENABLED}, else the scalar twin.
  */
 public final class Conv2d {
     private Conv2d() {
@@ -25,6 +26,10 @@ public final class Conv2d {
         if (stride < 1) {
             throw new MarbleException("conv2d: stride must be positive, got " + stride);
         }
+        if (padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0) {
+            throw new MarbleException("conv2d: padding must not be negative, got " + padTop + ", " + padLeft + ", "
+                    + padBottom + ", " + padRight);
+        }
         int b = x.size(0);
         int h = x.size(1);
         int wd = x.size(2);
@@ -33,7 +38,7 @@ public final class Conv2d {
         Checks.f32("conv2d input", x, b, h, wd, w.inChannels());
         Checks.f32("conv2d output", out, b, oh, ow, w.outChannels());
         if (Simd.ENABLED) {
-            Conv2dScalar.forward(x, w, stride, padTop, padLeft, out);
+            Conv2dSimd.forward(x, w, stride, padTop, padLeft, out);
         } else {
             Conv2dScalar.forward(x, w, stride, padTop, padLeft, out);
         }

@@ -1,0 +1,87 @@
+package dev.marble.tensors.bench;
+
+import dev.marble.tensors.DType;
+import dev.marble.tensors.Parallel;
+import dev.marble.tensors.Tensor;
+import dev.marble.tensors.kernels.Conv2d;
+import dev.marble.tensors.kernels.ConvWeights;
+import java.lang.foreign.Arena;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * 3×3 stride-1 pad-1 convolutions at the SD 1.5 UNet levels (batch 2, IC = OC) and a VAE decoder
+ * shape (batch 1, 128 channels at 256×256). {@code shape} is batch_channels_size_dtype; {@code threads}
+ * 0 means all cores. FLOPs per call: 2·B·OH·OW·OC·IC·KH·KW.
+ */
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@State(Scope.Benchmark)
+public class ConvBench {
+    @Param({"2_320_64_F16", "2_640_32_F16", "2_1280_16_F16", "1_128_256_F16", "2_320_64_F32"})
+    public String shape;
+
+    @Param({"0", "1"})
+    public int threads;
+
+    private Arena arena;
+    private Tensor x;
+    private Tensor out;
+    private ConvWeights w;
+    private long flops;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        String[] p = shape.split("_");
+        int b = Integer.parseInt(p[0]);
+        int c = Integer.parseInt(p[1]);
+        int s = Integer.parseInt(p[2]);
+        DType dt = DType.parse(p[3]);
+        Parallel.setThreads(threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
+        arena = Arena.ofShared();
+        Random rnd = new Random(42);
+        x = Tensor.allocate(arena, DType.F32, b, s, s, c);
+        out = Tensor.allocate(arena, DType.F32, b, s, s, c);
+        for (long i = 0; i < x.numel(); i++) {
+            x.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, rnd.nextFloat() - 0.5f);
+        }
+        Tensor weight = Tensor.allocate(arena, DType.F32, c, c, 3, 3);
+        for (long i = 0; i < weight.numel(); i++) {
+            weight.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, (rnd.nextFloat() - 0.5f) * 0.05f);
+        }
+        if (dt != DType.F32) {
+            Tensor narrow = Tensor.allocate(arena, dt, c, c, 3, 3);
+            weight.toFloatArray();
+            float[] v = weight.toFloatArray();
+            for (int i = 0; i < v.length; i++) {
+                narrow.setFloat(v[i], i / (c * 9), i / 9 % c, i / 3 % 3, i % 3);
+            }
+            weight = narrow;
+        }
+        Tensor bias = Tensor.fromFloats(arena, new float[c], c);
+        w = ConvWeights.pack(weight, bias, arena);
+        flops = 2L * b * s * s * c * c * 9;
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        arena.close();
+        Parallel.setThreads(Runtime.getRuntime().availableProcessors());
+    }
+
+    @Benchmark
+    public void conv3x3(FlopCounter counter) {
+        Conv2d.forward(x, w, 1, 1, out);
+        counter.flop += flops;
+    }
+}
