@@ -5,8 +5,10 @@ import dev.marble.tensors.Simd;
 import dev.marble.tensors.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -50,6 +52,10 @@ final class AttentionSimd {
         final float[] l = new float[TQ];
         final float[] mnew = new float[TQ];
         float[] row = new float[0];
+        float[] qrows = new float[0];
+        /** rowIdx[i] = i·d: gathers column e of the [TQ][d] query rows. */
+        final int[] rowIdx = new int[TQ];
+        int rowIdxD = -1;
 
         void ensure(int kpad, int d) {
             if (k.length < kpad * d) {
@@ -60,7 +66,23 @@ final class AttentionSimd {
                 qt = new float[d * TQ];
                 ot = new float[d * TQ];
                 row = new float[d];
+                qrows = new float[d * TQ];
             }
+            if (rowIdxD != d) {
+                for (int i = 0; i < TQ; i++) {
+                    rowIdx[i] = i * d;
+                }
+                rowIdxD = d;
+            }
+        }
+    }
+
+    /** COL_IDX[l] = l·TQ: gathers VL consecutive head dimensions of one query from Oᵀ. */
+    private static final int[] COL_IDX = new int[VL];
+
+    static {
+        for (int l = 0; l < VL; l++) {
+            COL_IDX[l] = l * TQ;
         }
     }
 
@@ -115,8 +137,8 @@ final class AttentionSimd {
         int restBase = groups * kpad * DR;
         for (int j = 0; j < lk; j++) {
             long off = (((long) bi * lk + j) * c + (long) h * d) * 4L;
-            MemorySegment.copy(ks, F, off, s.k, j * d, d);
-            MemorySegment.copy(vs, F, off, row, 0, d);
+            loadRow(ks, off, s.k, j * d, d);
+            loadRow(vs, off, row, 0, d);
             for (int g = 0; g < groups; g++) {
                 int dst = (g * kpad + j) * DR;
                 for (int r = 0; r < DR; r++) {
@@ -138,6 +160,22 @@ final class AttentionSimd {
         }
     }
 
+    /**
+     * n floats at byte offset off of seg into dst[dstOff..]: whole vectors and a masked tail (a bulk
+     * MemorySegment.copy costs more than the data for rows this short).
+     */
+    private static void loadRow(MemorySegment seg, long off, float[] dst, int dstOff, int n) {
+        int e = 0;
+        for (; e <= n - VL; e += VL) {
+            FloatVector.fromMemorySegment(S, seg, off + e * 4L, ByteOrder.LITTLE_ENDIAN).intoArray(dst, dstOff + e);
+        }
+        if (e < n) {
+            VectorMask<Float> tail = S.indexInRange(e, n);
+            FloatVector.fromMemorySegment(S, seg, off + e * 4L, ByteOrder.LITTLE_ENDIAN, tail)
+                    .intoArray(dst, dstOff + e, tail);
+        }
+    }
+
     /** One query tile [q0, q0 + nq) of one head against keys [0, kend). */
     private static void tile(MemorySegment qs, MemorySegment os, long rowBase, int c, int d, int kpad, int q0, int nq,
             int kend, boolean causal, float scale, Scratch s) {
@@ -145,13 +183,17 @@ final class AttentionSimd {
         float[] ot = s.ot;
         float[] st = s.st;
         float[] row = s.row;
-        // 1. Qᵀ·scale, zero in the padded lanes.
-        Arrays.fill(qt, 0, d * TQ, 0f);
+        // 1. Qᵀ·scale: copy the tile's rows, then gather its columns (zero rows in the padded lanes).
+        float[] qrows = s.qrows;
         for (int i = 0; i < nq; i++) {
-            MemorySegment.copy(qs, F, (rowBase + (long) i * c) * 4L, row, 0, d);
-            for (int e = 0; e < d; e++) {
-                qt[e * TQ + i] = row[e] * scale;
-            }
+            loadRow(qs, (rowBase + (long) i * c) * 4L, qrows, i * d, d);
+        }
+        Arrays.fill(qrows, nq * d, TQ * d, 0f);
+        int[] rowIdx = s.rowIdx;
+        FloatVector sc = FloatVector.broadcast(S, scale);
+        for (int e = 0; e < d; e++) {
+            FloatVector.fromArray(S, qrows, e, rowIdx, 0).mul(sc).intoArray(qt, e * TQ);
+            FloatVector.fromArray(S, qrows, e, rowIdx, VL).mul(sc).intoArray(qt, e * TQ + VL);
         }
         Arrays.fill(ot, 0, d * TQ, 0f);
         Arrays.fill(s.m, Float.NEGATIVE_INFINITY);
@@ -178,18 +220,20 @@ final class AttentionSimd {
                 pv1(st, kn, s.v, groups * kpad * DR + (e - groups * DR) * kpad + k0, ot, e * TQ);
             }
         }
-        // 3. Normalize and transpose back into the output rows.
-        FloatVector inv0 = FloatVector.broadcast(S, 1f).div(FloatVector.fromArray(S, s.l, 0));
-        FloatVector inv1 = FloatVector.broadcast(S, 1f).div(FloatVector.fromArray(S, s.l, VL));
-        for (int e = 0; e < d; e++) {
-            FloatVector.fromArray(S, ot, e * TQ).mul(inv0).intoArray(ot, e * TQ);
-            FloatVector.fromArray(S, ot, e * TQ + VL).mul(inv1).intoArray(ot, e * TQ + VL);
-        }
+        // 3. Normalize and transpose back into the output rows: gather each row from the columns.
         for (int i = 0; i < nq; i++) {
-            for (int e = 0; e < d; e++) {
-                row[e] = ot[e * TQ + i];
+            FloatVector inv = FloatVector.broadcast(S, 1f / s.l[i]);
+            long o = (rowBase + (long) i * c) * 4L;
+            int e = 0;
+            for (; e <= d - VL; e += VL) {
+                FloatVector.fromArray(S, ot, e * TQ + i, COL_IDX, 0).mul(inv)
+                        .intoMemorySegment(os, o + e * 4L, ByteOrder.LITTLE_ENDIAN);
             }
-            MemorySegment.copy(row, 0, os, F, (rowBase + (long) i * c) * 4L, d);
+            if (e < d) {
+                VectorMask<Float> tail = S.indexInRange(e, d);
+                FloatVector.fromArray(S, ot, e * TQ + i, COL_IDX, 0, tail).mul(inv)
+                        .intoMemorySegment(os, o + e * 4L, ByteOrder.LITTLE_ENDIAN, tail);
+            }
         }
     }
 
