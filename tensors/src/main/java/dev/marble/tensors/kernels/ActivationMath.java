@@ -127,6 +127,17 @@ final class ActivationMath {
         return p.mul(u);
     }
 
+    private static final float G0 = ActivationScalar.ERFC_G_F[0];
+    private static final float G1 = ActivationScalar.ERFC_G_F[1];
+    private static final float G2 = ActivationScalar.ERFC_G_F[2];
+    private static final float G3 = ActivationScalar.ERFC_G_F[3];
+    private static final float G4 = ActivationScalar.ERFC_G_F[4];
+    private static final float G5 = ActivationScalar.ERFC_G_F[5];
+    private static final float G6 = ActivationScalar.ERFC_G_F[6];
+    private static final float G7 = ActivationScalar.ERFC_G_F[7];
+    private static final float G8 = ActivationScalar.ERFC_G_F[8];
+    private static final float G9 = ActivationScalar.ERFC_G_F[9];
+
     /**
      * erfc(z) for z ≥ 1 as e^(-z²)·g(t), t = 1/(1 + z/2), where g is a polynomial fitted to
      * erfc(z)·e^(z²) (see {@link ActivationScalar#ERFC_G}). z² is split into a rounded part and its
@@ -134,11 +145,15 @@ final class ActivationMath {
      */
     static FloatVector erfcLarge(FloatVector z) {
         FloatVector t = FloatVector.broadcast(S, 1f).div(z.fma(0.5f, 1f));
-        float[] g = ActivationScalar.ERFC_G_F;
-        FloatVector p = FloatVector.broadcast(S, g[g.length - 1]);
-        for (int i = g.length - 2; i >= 0; i--) {
-            p = p.fma(t, FloatVector.broadcast(S, g[i]));
-        }
+        FloatVector p = t.fma(G9, G8);
+        p = p.fma(t, FloatVector.broadcast(S, G7));
+        p = p.fma(t, FloatVector.broadcast(S, G6));
+        p = p.fma(t, FloatVector.broadcast(S, G5));
+        p = p.fma(t, FloatVector.broadcast(S, G4));
+        p = p.fma(t, FloatVector.broadcast(S, G3));
+        p = p.fma(t, FloatVector.broadcast(S, G2));
+        p = p.fma(t, FloatVector.broadcast(S, G1));
+        p = p.fma(t, FloatVector.broadcast(S, G0));
         FloatVector z2 = z.mul(z);
         FloatVector z2lo = z.fma(z, z2.neg());
         // e^(-z²) = e^(-hi)·e^(-lo) ≈ e^(-hi)·(1 - lo) with |lo| ≤ 1e-6.

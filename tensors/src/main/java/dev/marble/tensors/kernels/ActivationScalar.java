@@ -122,13 +122,13 @@ final class ActivationScalar {
                 for (int j = 0; j < n; j++) {
                     max = Math.max(max, xs.getAtIndex(F, base + j));
                 }
-                float sum = 0f;
+                double sum = 0;
                 for (int j = 0; j < n; j++) {
                     float e = (float) Math.exp(xs.getAtIndex(F, base + j) - max);
                     os.setAtIndex(F, base + j, e);
                     sum += e;
                 }
-                float inv = 1f / sum;
+                float inv = (float) (1 / sum);
                 for (int j = 0; j < n; j++) {
                     os.setAtIndex(F, base + j, os.getAtIndex(F, base + j) * inv);
                 }
