@@ -77,7 +77,7 @@ public final class Convert {
         }
     }
 
-    private static final int PARALLEL_MIN = 1 << 18;
+    private static final int PARALLEL_MIN = 1 << 16;
     private static final VectorSpecies<Float> FS = Simd.FLOAT;
     private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class, FS.vectorShape());
     /** Shorts with as many lanes as FS: half its width. */

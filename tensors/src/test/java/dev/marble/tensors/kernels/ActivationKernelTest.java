@@ -20,8 +20,8 @@ class ActivationKernelTest {
     void vectorExpIsWithinTwoUlps() {
         float[] x = new float[S.length()];
         double worst = 0;
-        for (int i = 0; i < 200_000; i++) {
-            float v = -104f + i * (193f / 200_000);
+        for (int i = 0; i < 60_000; i++) {
+            float v = -104f + i * (193f / 60_000);
             x[i % x.length] = v;
             if (i % x.length == x.length - 1) {
                 float[] e = new float[x.length];

@@ -71,7 +71,7 @@ class ConvertKernelTest {
     void shortAndLargeRunsMatchScalar() {
         Random rnd = new Random(5);
         try (Arena arena = Arena.ofShared()) {
-            for (int n : new int[] {0, 1, 3, 7, 17, 33, 300_001}) {
+            for (int n : new int[] {0, 1, 3, 7, 17, 33, 70_001}) {
                 MemorySegment f = arena.allocate(4L * n + 4);
                 MemorySegment h = arena.allocate(2L * n + 2);
                 MemorySegment h2 = arena.allocate(2L * n + 2);
@@ -97,19 +97,20 @@ class ConvertKernelTest {
     private static float[] narrowingCases() {
         List<Float> v = new ArrayList<>();
         Random rnd = new Random(11);
-        for (int i = 0; i < 50_000; i++) {
+        for (int i = 0; i < 20_000; i++) {
             v.add(Float.intBitsToFloat(rnd.nextInt()));
         }
         for (int h = 0; h < 0x7c00; h++) {
             float a = Float.float16ToFloat((short) h);
             float b = Float.float16ToFloat((short) (h + 1));
             float mid = (float) (((double) a + b) / 2); // exact: 11 significant bits + 1
-            for (float x : new float[] {a, mid, Math.nextUp(mid), Math.nextDown(mid)}) {
+            float[] near = h % 4 == 0 ? new float[] {a, mid, Math.nextUp(mid), Math.nextDown(mid)} : new float[] {mid};
+            for (float x : near) {
                 v.add(x);
                 v.add(-x);
             }
         }
-        for (int b = 0; b < 0x7f80; b++) {
+        for (int b = 0; b < 0x7f80; b += 3) {
             // bf16 midpoints: the float with the rounding bit set and nothing below it.
             float mid = Float.intBitsToFloat((b << 16) | 0x8000);
             for (float x : new float[] {mid, Math.nextUp(mid), Math.nextDown(mid)}) {
