@@ -35,7 +35,7 @@ public final class Activation {
             return;
         }
         if (Simd.ENABLED) {
-            ActivationScalar.apply(kind, x, out);
+            ActivationSimd.apply(kind, x, out);
         } else {
             ActivationScalar.apply(kind, x, out);
         }
@@ -54,7 +54,7 @@ public final class Activation {
         Checks.f32("geglu input", x.reshape(m, n2), m, n2);
         Checks.f32("geglu output", out.reshape(m, -1), m, n2 / 2);
         if (Simd.ENABLED) {
-            ActivationScalar.geglu(x, out, m, n2 / 2);
+            ActivationSimd.geglu(x, out, m, n2 / 2);
         } else {
             ActivationScalar.geglu(x, out, m, n2 / 2);
         }
@@ -67,7 +67,7 @@ public final class Activation {
         Checks.f32("softmax input", x.reshape(m, n), m, n);
         Checks.f32("softmax output", out.reshape(m, n), m, n);
         if (Simd.ENABLED) {
-            ActivationScalar.softmax(x, out, m, n);
+            ActivationSimd.softmax(x, out, m, n);
         } else {
             ActivationScalar.softmax(x, out, m, n);
         }

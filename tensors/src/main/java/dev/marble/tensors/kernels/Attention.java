@@ -32,7 +32,7 @@ public final class Attention {
             throw new MarbleException("attention: a causal mask needs equal query and key lengths");
         }
         if (Simd.ENABLED) {
-            AttentionScalar.forward(q, k, v, heads, scale, causal, out);
+            AttentionSimd.forward(q, k, v, heads, scale, causal, out);
         } else {
             AttentionScalar.forward(q, k, v, heads, scale, causal, out);
         }

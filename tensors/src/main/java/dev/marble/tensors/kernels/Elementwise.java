@@ -30,7 +30,7 @@ public final class Elementwise {
         Checks.f32("scale input", a.reshape(-1), a.numel());
         Checks.f32("scale output", out.reshape(-1), a.numel());
         if (Simd.ENABLED) {
-            ElementwiseScalar.scale(a, s, c, out);
+            ElementwiseSimd.scale(a, s, c, out);
         } else {
             ElementwiseScalar.scale(a, s, c, out);
         }
@@ -57,7 +57,7 @@ public final class Elementwise {
         Checks.f32(op + " b", b, bs);
         Checks.f32(op + " out", out, as);
         if (Simd.ENABLED) {
-            ElementwiseScalar.binary(op, a, b, bstrides, out);
+            ElementwiseSimd.binary(op, a, b, bstrides, out);
         } else {
             ElementwiseScalar.binary(op, a, b, bstrides, out);
         }
@@ -71,7 +71,7 @@ public final class Elementwise {
         Checks.f32("upsample input", x, x.shape());
         Checks.f32("upsample output", out, x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3));
         if (Simd.ENABLED) {
-            ElementwiseScalar.upsampleNearest2x(x, out);
+            ElementwiseSimd.upsampleNearest2x(x, out);
         } else {
             ElementwiseScalar.upsampleNearest2x(x, out);
         }

@@ -28,7 +28,7 @@ public final class Norm {
         Checks.f32("group norm gamma", gamma, c);
         Checks.f32("group norm beta", beta, c);
         if (Simd.ENABLED) {
-            NormScalar.groupNorm(x3, gamma, beta, groups, eps, silu, out.reshape(b, l, c));
+            NormSimd.groupNorm(x3, gamma, beta, groups, eps, silu, out.reshape(b, l, c));
         } else {
             NormScalar.groupNorm(x3, gamma, beta, groups, eps, silu, out.reshape(b, l, c));
         }
@@ -43,7 +43,7 @@ public final class Norm {
         Checks.f32("layer norm gamma", gamma, c);
         Checks.f32("layer norm beta", beta, c);
         if (Simd.ENABLED) {
-            NormScalar.layerNorm(x.reshape(rows, c), gamma, beta, eps, out.reshape(rows, c));
+            NormSimd.layerNorm(x.reshape(rows, c), gamma, beta, eps, out.reshape(rows, c));
         } else {
             NormScalar.layerNorm(x.reshape(rows, c), gamma, beta, eps, out.reshape(rows, c));
         }
