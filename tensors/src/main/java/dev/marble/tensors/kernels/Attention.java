@@ -31,6 +31,8 @@ public final class Attention {
         if (causal && lq != lk) {
             throw new MarbleException("attention: a causal mask needs equal query and key lengths");
         }
+        // Q·Kᵀ and P·V: 2 multiply-adds per (query, key, channel); causal masks skip about half.
+        Flops.add((causal ? 2L : 4L) * b * lq * lk * c);
         if (Simd.ENABLED) {
             AttentionSimd.forward(q, k, v, heads, scale, causal, out);
         } else {

@@ -37,6 +37,7 @@ public final class Conv2d {
         int ow = outSize(wd, w.kernelWidth(), stride, padLeft + padRight);
         Checks.f32("conv2d input", x, b, h, wd, w.inChannels());
         Checks.f32("conv2d output", out, b, oh, ow, w.outChannels());
+        Flops.add(2L * b * oh * ow * w.outChannels() * w.inChannels() * w.kernelHeight() * w.kernelWidth());
         if (Simd.ENABLED) {
             Conv2dSimd.forward(x, w, stride, padTop, padLeft, out);
         } else {

@@ -26,6 +26,7 @@ public final class Gemm {
         if (bias != null) {
             Checks.f32("matmul bias", bias, n);
         }
+        Flops.add(2L * m * n * k);
         if (Simd.ENABLED) {
             GemmSimd.matmul(a, b, bias, c, m);
         } else {
