@@ -113,6 +113,7 @@ public final class ConvWeights {
                 }
             }
         }
+        MappedPages.release(weight);
         return new ConvWeights(format, oc, ic, kh, kw, nr, kc, packed, bias == null ? null : bias.toFloatArray());
     }
 

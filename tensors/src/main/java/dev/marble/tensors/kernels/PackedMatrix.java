@@ -52,6 +52,7 @@ public final class PackedMatrix {
         MemorySegment packed = arena.allocate(bytes, Tensor.ALIGNMENT);
         MemorySegment from = src.data();
         Parallel.forChunks(panels, (chunk, p0, p1) -> decoder.pack(from, packed, k, n, p0, p1));
+        MappedPages.release(weight);
         return new PackedMatrix(dt, k, n, decoder, packed);
     }
 
