@@ -15,6 +15,16 @@ public record GenerationResult(List<Image> images) {
     }
 
     /**
+     * Seconds per stage of one image: the prompt encoding (shared by a batch, counted for its first
+     * image), the denoising loop, and the VAE decode (with the img2img encode counted in denoising).
+     */
+    public record Timings(double textEncoder, double denoising, int steps, double vaeDecode) {
+        public double total() {
+            return textEncoder + denoising + vaeDecode;
+        }
+    }
+
+    /**
      * One generated image.
      *
      * @param width        pixels
@@ -24,9 +34,10 @@ public record GenerationResult(List<Image> images) {
      * @param latentShape  their shape [1, C, h, w]
      * @param seed         the seed this image was drawn with
      * @param parameters   the A1111-style parameters text stored in the PNG
+     * @param timings      where the time went
      */
     public record Image(int width, int height, float[] pixels, float[] latents, long[] latentShape, long seed,
-            String parameters) {
+            String parameters, Timings timings) {
         /** 8-bit RGB, [height, width, 3]. */
         public byte[] rgb8() {
             return Images.toRgb8(pixels);

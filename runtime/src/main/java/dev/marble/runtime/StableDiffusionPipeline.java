@@ -45,19 +45,23 @@ final class StableDiffusionPipeline {
         List<GenerationResult.Image> images = new ArrayList<>();
         try (Arena arena = Arena.ofShared(); Workspace ws = new Workspace()) {
             // 1. prompt embeddings, [uncond, cond] when guided: [B, 77, D]
+            long t0 = System.nanoTime();
             int[] cond = model.tokenizer().encode(r.prompt());
             int[][] ids = guided ? new int[][] {model.tokenizer().encode(r.negativePrompt()), cond} : new int[][] {cond};
             ClipTextModel.Output text = model.textEncoder().encode(ws, ids);
             Tensor context = text.lastHiddenState();
+            double textSeconds = (System.nanoTime() - t0) / 1e9;
             for (int i = 0; i < r.batchCount(); i++) {
-                images.add(generateOne(r, i, seed + i, width, height, context, arena, ws, listener, sampler));
+                images.add(generateOne(r, i, seed + i, width, height, context, arena, ws, listener, sampler,
+                        i == 0 ? textSeconds : 0));
             }
         }
         return new GenerationResult(images);
     }
 
     private GenerationResult.Image generateOne(GenerationRequest r, int index, long seed, int width, int height,
-            Tensor context, Arena arena, Workspace ws, GenerationListener listener, String sampler) {
+            Tensor context, Arena arena, Workspace ws, GenerationListener listener, String sampler, double textSeconds) {
+        long t0 = System.nanoTime();
         AutoencoderKL vae = model.vae();
         int factor = vae.config().downscaleFactor();
         int channels = model.unet().config().inChannels();
@@ -103,6 +107,7 @@ final class StableDiffusionPipeline {
             }
         }
 
+        long t1 = System.nanoTime();
         // 4. decode: z = latents / scaling_factor, image = clamp(decode(z) / 2 + 0.5, 0, 1)
         float scaling = (float) vae.config().scalingFactor();
         Tensor z = ws.take(DType.F32, latentShape);
@@ -111,8 +116,10 @@ final class StableDiffusionPipeline {
         ws.give(z);
         float[] pixels = toImage(decoded);
         ws.give(decoded);
+        GenerationResult.Timings timings = new GenerationResult.Timings(textSeconds, (t1 - t0) / 1e9, total,
+                (System.nanoTime() - t1) / 1e9);
         return new GenerationResult.Image(width, height, pixels, latents.toFloatArray(), latentShape, seed,
-                parameters(r, seed, width, height));
+                parameters(r, seed, width, height), timings);
     }
 
     /** The UNet's prediction, guided: uncond + g · (cond − uncond) from one batch-2 call. */

@@ -158,6 +158,14 @@ final class GenerateCommand implements Runnable {
             Path out = images.size() == 1 ? output : numbered(output, i);
             Png.write(out, img.width(), img.height(), img.rgb8(), Map.of("parameters", img.parameters()));
             System.err.println("marble: wrote " + out + " (seed " + img.seed() + ")");
+            if (options.verbose()) {
+                GenerationResult.Timings t = img.timings();
+                System.err.printf(java.util.Locale.ROOT,
+                        "marble: text encoder %.2f s, denoising %.2f s (%d steps, %.2f s/step), VAE decode %.2f s,"
+                                + " total %.2f s, peak RSS %.0f MB%n",
+                        t.textEncoder(), t.denoising(), t.steps(), t.denoising() / Math.max(1, t.steps()),
+                        t.vaeDecode(), t.total(), BenchCommand.peakRssMb());
+            }
         }
         if (saveTensors != null) {
             try (Arena arena = Arena.ofConfined()) {
