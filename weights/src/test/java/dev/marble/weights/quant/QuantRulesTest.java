@@ -40,6 +40,14 @@ class QuantRulesTest {
         assertEquals("q4_k", target("unet", "output_blocks.2.1.conv.weight", 1280, 1280, 3, 3));
         assertEquals("f16", target("text_encoder", "token_embedding.weight", 49408, 1024));
         assertEquals("f16", target("other", "alphas_cumprod", 1000));
+        // 1x1 projections on the residual paths stay at 8 bits under a 4-bit type
+        assertEquals("q8_0", target("unet", "up_blocks.0.resnets.0.conv_shortcut.weight", 1280, 2560, 1, 1));
+        assertEquals("q8_0", target("unet", "output_blocks.0.0.skip_connection.weight", 1280, 2560, 1, 1));
+        assertEquals("q8_0", target("unet", "down_blocks.0.attentions.0.proj_in.weight", 320, 320, 1, 1));
+        assertEquals("q8_0", target("unet", "mid_block.attentions.0.proj_out.weight", 1280, 1280));
+        assertEquals("f16", target("unet", "down_blocks.0.attentions.0.proj_in.bias", 320));
+        assertEquals("q8_0", QuantRules.defaults(Q8_0.INSTANCE).decide("unet", "x.proj_in.weight", new long[] {64, 64})
+                .target().toString());
     }
 
     @Test
