@@ -20,6 +20,8 @@ import org.junit.jupiter.api.Test;
  */
 class QuantRoundTripTest {
     private static final int K = 512; // two full q4_k super-blocks
+    /** Row lengths with a partial last q4_k super-block (SD's 320 channels) and a single sub-block. */
+    private static final int[] OTHER_K = {320, 32};
     private static final int ROWS_PER_KIND = 40;
     /** Float rounding in the quantizer's arithmetic, relative to the block's magnitude. */
     private static final double SLACK = 1e-6;
@@ -70,13 +72,18 @@ class QuantRoundTripTest {
 
     /** Quantizes and decodes {@code rows}, then runs {@code check} on each block. */
     private static void roundTrip(QuantFormat f, List<float[]> rows, BlockCheck check) {
+        roundTrip(f, rows, K, check);
+    }
+
+    /** As above, on the first {@code k} values of each row. */
+    private static void roundTrip(QuantFormat f, List<float[]> rows, int k, BlockCheck check) {
         try (Arena arena = Arena.ofConfined()) {
-            QuantizedTensor q = QuantizedTensor.allocate(f, new long[] {rows.size(), K}, arena);
-            float[] back = new float[K];
+            QuantizedTensor q = QuantizedTensor.allocate(f, new long[] {rows.size(), k}, arena);
+            float[] back = new float[k];
             for (int r = 0; r < rows.size(); r++) {
                 f.quantizeRow(rows.get(r), 0, q, r);
                 f.dequantizeRow(q, r, back, 0);
-                for (int b = 0; b < K / 32; b++) {
+                for (int b = 0; b < k / 32; b++) {
                     check.check(q, r, b, rows.get(r), back);
                 }
             }
@@ -124,25 +131,32 @@ class QuantRoundTripTest {
 
     @Test
     void q4_kStaysWithinItsBound() {
-        roundTrip(Q4_K.INSTANCE, rows(3), (q, row, b, x, back) -> {
-            MemorySegment sup = q.plane(3).data();
-            long s = q.rowOffset(3, row) + 4L * (b / Q4_K.SUPER);
-            double dSuper = Float.float16ToFloat(sup.get(ValueLayout.JAVA_SHORT_UNALIGNED, s));
-            double mSuper = Float.float16ToFloat(sup.get(ValueLayout.JAVA_SHORT_UNALIGNED, s + 2));
-            double lo = Double.MAX_VALUE;
-            double hi = -Double.MAX_VALUE;
-            double sse = 0;
-            for (int i = b * 32; i < b * 32 + 32; i++) {
-                lo = Math.min(lo, x[i]);
-                hi = Math.max(hi, x[i]);
-                sse += (x[i] - (double) back[i]) * (x[i] - (double) back[i]);
-            }
-            double amax = Math.max(Math.abs(lo), Math.abs(hi));
-            double bound = (hi - lo) / 30 + dSuper / 34 + mSuper / 254 + 0x1p-20 + SLACK * amax;
-            double rms = Math.sqrt(sse / 32);
-            assertTrue(rms <= bound, "row " + row + " block " + b + ": rms error " + rms + " > " + bound);
-        });
+        List<float[]> rows = rows(3);
+        roundTrip(Q4_K.INSTANCE, rows, Q4_K_BOUND);
+        for (int k : OTHER_K) {
+            roundTrip(Q4_K.INSTANCE, rows, k, Q4_K_BOUND);
+        }
     }
+
+    /** The documented q4_k bound on one sub-block, with its super-block's stored D and M. */
+    private static final BlockCheck Q4_K_BOUND = (q, row, b, x, back) -> {
+        MemorySegment sup = q.plane(3).data();
+        long s = q.rowOffset(3, row) + 4L * (b / Q4_K.SUPER);
+        double dSuper = Float.float16ToFloat(sup.get(ValueLayout.JAVA_SHORT_UNALIGNED, s));
+        double mSuper = Float.float16ToFloat(sup.get(ValueLayout.JAVA_SHORT_UNALIGNED, s + 2));
+        double lo = Double.MAX_VALUE;
+        double hi = -Double.MAX_VALUE;
+        double sse = 0;
+        for (int i = b * 32; i < b * 32 + 32; i++) {
+            lo = Math.min(lo, x[i]);
+            hi = Math.max(hi, x[i]);
+            sse += (x[i] - (double) back[i]) * (x[i] - (double) back[i]);
+        }
+        double amax = Math.max(Math.abs(lo), Math.abs(hi));
+        double bound = (hi - lo) / 30 + dSuper / 34 + mSuper / 254 + 0x1p-20 + SLACK * amax;
+        double rms = Math.sqrt(sse / 32);
+        assertTrue(rms <= bound, "k " + q.k() + " row " + row + " block " + b + ": rms error " + rms + " > " + bound);
+    };
 
     @Test
     void constantsAndZerosAreExactOrNearlySo() {
