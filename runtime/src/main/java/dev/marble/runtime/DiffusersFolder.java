@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.marble.tensors.MarbleException;
 import dev.marble.weights.SafetensorsSource;
 import dev.marble.weights.TensorSource;
+import dev.marble.weights.quant.QuantizedSource;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -71,17 +72,30 @@ final class DiffusersFolder implements ModelFiles {
         String v = variant == null ? "" : "." + variant;
         Path single = sub.resolve(stem + v + ".safetensors");
         if (Files.isRegularFile(single)) {
-            return SafetensorsSource.open(single);
+            return quantizedAware(SafetensorsSource.open(single));
         }
         Path index = sub.resolve(stem + ".safetensors.index" + v + ".json");
         if (Files.isRegularFile(index)) {
-            return openSharded(index);
+            return quantizedAware(openSharded(index));
         }
         throw new MarbleException(sub + ": no " + single.getFileName() + " or " + index.getFileName()
                 + (variant == null ? "" : " (variant " + variant + ")"));
     }
 
-    private static TensorSource openSharded(Path index) {
+    /** Files written by {@code marble quantize} are read through their checked quantized view. */
+    private static TensorSource quantizedAware(SafetensorsSource src) {
+        if (!QuantizedSource.isQuantized(src.metadata())) {
+            return src;
+        }
+        try {
+            return QuantizedSource.wrap(src, src.metadata());
+        } catch (RuntimeException e) {
+            src.close();
+            throw e;
+        }
+    }
+
+    private static SafetensorsSource openSharded(Path index) {
         JsonNode map = readJson(index).path("weight_map");
         if (!map.isObject() || map.isEmpty()) {
             throw new MarbleException(index + ": no weight_map");

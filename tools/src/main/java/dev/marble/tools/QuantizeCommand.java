@@ -7,7 +7,6 @@ import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.quant.QuantFormat;
 import dev.marble.weights.SafetensorsFile;
-import dev.marble.weights.SafetensorsSource;
 import dev.marble.weights.TensorSource;
 import dev.marble.weights.quant.ModelQuantizer;
 import dev.marble.weights.quant.QuantRules;
@@ -109,7 +108,7 @@ final class QuantizeCommand implements Runnable {
             List<Component> parts = List.of(Component.TEXT_ENCODER, Component.UNET, Component.VAE);
             for (Component c : parts) {
                 TensorSource s = files.weights(c);
-                if (s instanceof SafetensorsSource ss && QuantizedSource.isQuantized(ss.metadata())) {
+                if (s instanceof QuantizedSource) {
                     throw new MarbleException(model + ": " + c.folder() + " is already quantized");
                 }
                 total += s.keys().size();
