@@ -28,22 +28,13 @@ import java.util.List;
  * F16 adds at most 9 · 2⁻¹¹ relative (9 · 2⁻²⁵ absolute when subnormal). Range: amax ≤ 8 · 65504.
  */
 public final class Q4_0 extends QuantFormat {
-    public static final Q4_0 INSTANCE = new Q4_0();
-
     private static final List<Plane> PLANES = List.of(new Plane("qdata", DType.U8), new Plane("qscale", DType.F16));
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
+    /** The format; after PLANES, which its constructor reads. */
+    public static final Q4_0 INSTANCE = new Q4_0();
 
     private Q4_0() {
-    }
-
-    @Override
-    public String id() {
-        return "q4_0";
-    }
-
-    @Override
-    public List<Plane> planes() {
-        return PLANES;
+        super("q4_0", PLANES);
     }
 
     @Override
@@ -56,9 +47,8 @@ public final class Q4_0 extends QuantFormat {
     }
 
     @Override
-    public void quantizeRow(float[] x, int off, QuantizedTensor dst, long row) {
+    void quantizeFinite(float[] x, int off, QuantizedTensor dst, long row) {
         int k = dst.k();
-        requireFinite(x, off, k);
         MemorySegment data = dst.plane(0).data();
         MemorySegment scale = dst.plane(1).data();
         long dataBase = dst.rowOffset(0, row);
@@ -80,10 +70,7 @@ public final class Q4_0 extends QuantFormat {
             for (int i = 0; i < BLOCK; i++) {
                 q[i] = d == 0 ? 8 : clamp(Math.round(x[o + i] / d) + 8, 0, 15);
             }
-            long p = dataBase + (long) b * (BLOCK / 2);
-            for (int j = 0; j < BLOCK / 2; j++) {
-                data.set(ValueLayout.JAVA_BYTE, p + j, (byte) (q[j] | q[j + BLOCK / 2] << 4));
-            }
+            packNibbles(q, data, dataBase + (long) b * (BLOCK / 2));
         }
     }
 
@@ -95,13 +82,8 @@ public final class Q4_0 extends QuantFormat {
         long scaleBase = q.rowOffset(1, row);
         for (int b = block; b < block + count; b++) {
             float d = Float.float16ToFloat(scale.get(HALF, scaleBase + 2L * b));
-            long p = dataBase + (long) b * (BLOCK / 2);
-            int o = off + (b - block) * BLOCK;
-            for (int j = 0; j < BLOCK / 2; j++) {
-                int v = data.get(ValueLayout.JAVA_BYTE, p + j);
-                dst[o + j] = ((v & 0xf) - 8) * d;
-                dst[o + j + BLOCK / 2] = (((v >> 4) & 0xf) - 8) * d;
-            }
+            // code · d − 8 · d is exactly (code − 8) · d: both products are exact in float
+            unpackNibbles(data, dataBase + (long) b * (BLOCK / 2), d, -8 * d, dst, off + (b - block) * BLOCK);
         }
     }
 }

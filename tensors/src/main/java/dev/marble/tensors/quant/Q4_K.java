@@ -37,8 +37,6 @@ import java.util.List;
  * point by at most 15 · D / 510 + M / 254; the last term covers F16 subnormals. Range: |x| ≤ 65504.
  */
 public final class Q4_K extends QuantFormat {
-    public static final Q4_K INSTANCE = new Q4_K();
-
     /** Sub-blocks per super-block. */
     public static final int SUPER = 8;
     /** Least-squares refinement rounds per sub-block. */
@@ -47,18 +45,11 @@ public final class Q4_K extends QuantFormat {
     private static final List<Plane> PLANES = List.of(new Plane("qdata", DType.U8), new Plane("qscale", DType.U8),
             new Plane("qmin", DType.I8), new Plane("qsuper", DType.F16));
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
+    /** The format; after PLANES, which its constructor reads. */
+    public static final Q4_K INSTANCE = new Q4_K();
 
     private Q4_K() {
-    }
-
-    @Override
-    public String id() {
-        return "q4_k";
-    }
-
-    @Override
-    public List<Plane> planes() {
-        return PLANES;
+        super("q4_k", PLANES);
     }
 
     /** Super-blocks in a row of k elements; the last may be partial. */
@@ -77,9 +68,8 @@ public final class Q4_K extends QuantFormat {
     }
 
     @Override
-    public void quantizeRow(float[] x, int off, QuantizedTensor dst, long row) {
+    void quantizeFinite(float[] x, int off, QuantizedTensor dst, long row) {
         int k = dst.k();
-        requireFinite(x, off, k);
         MemorySegment data = dst.plane(0).data();
         MemorySegment scales = dst.plane(1).data();
         MemorySegment mins = dst.plane(2).data();
@@ -123,10 +113,7 @@ public final class Q4_K extends QuantFormat {
                 for (int i = 0; i < BLOCK; i++) {
                     q[i] = db == 0 ? 0 : clamp(Math.round((x[o + i] - mb) / db), 0, 15);
                 }
-                long p = dataBase + (long) b * (BLOCK / 2);
-                for (int j = 0; j < BLOCK / 2; j++) {
-                    data.set(ValueLayout.JAVA_BYTE, p + j, (byte) (q[j] | q[j + BLOCK / 2] << 4));
-                }
+                packNibbles(q, data, dataBase + (long) b * (BLOCK / 2));
             }
         }
     }
@@ -198,27 +185,16 @@ public final class Q4_K extends QuantFormat {
 
     @Override
     public void dequantizeBlocks(QuantizedTensor q, long row, int block, int count, float[] dst, int off) {
-        MemorySegment data = q.plane(0).data();
-        MemorySegment scales = q.plane(1).data();
-        MemorySegment mins = q.plane(2).data();
-        MemorySegment supers = q.plane(3).data();
-        long dataBase = q.rowOffset(0, row);
-        long scaleBase = q.rowOffset(1, row);
-        long minBase = q.rowOffset(2, row);
-        long superBase = q.rowOffset(3, row);
+        long sub = q.rowOffset(1, row); // sub-block b's scale and offset sit at the same index of qscale and qmin
+        long sup = q.rowOffset(3, row);
         for (int b = block; b < block + count; b++) {
-            int s = b / SUPER;
-            float dSuper = Float.float16ToFloat(supers.get(HALF, superBase + 4L * s));
-            float mSuper = Float.float16ToFloat(supers.get(HALF, superBase + 4L * s + 2));
-            float db = dSuper * (scales.get(ValueLayout.JAVA_BYTE, scaleBase + b) & 0xff) / 255f;
-            float mb = mSuper * mins.get(ValueLayout.JAVA_BYTE, minBase + b) / 127f;
-            long p = dataBase + (long) b * (BLOCK / 2);
-            int o = off + (b - block) * BLOCK;
-            for (int j = 0; j < BLOCK / 2; j++) {
-                int v = data.get(ValueLayout.JAVA_BYTE, p + j);
-                dst[o + j] = (v & 0xf) * db + mb;
-                dst[o + j + BLOCK / 2] = ((v >> 4) & 0xf) * db + mb;
-            }
+            long s = sup + 4L * (b / SUPER);
+            float dSuper = Float.float16ToFloat(q.plane(3).data().get(HALF, s));
+            float mSuper = Float.float16ToFloat(q.plane(3).data().get(HALF, s + 2));
+            float db = dSuper * (q.plane(1).data().get(ValueLayout.JAVA_BYTE, sub + b) & 0xff) / 255f;
+            float mb = mSuper * q.plane(2).data().get(ValueLayout.JAVA_BYTE, sub + b) / 127f;
+            unpackNibbles(q.plane(0).data(), q.rowOffset(0, row) + (long) b * (BLOCK / 2), db, mb, dst,
+                    off + (b - block) * BLOCK);
         }
     }
 }

@@ -26,22 +26,13 @@ import java.util.List;
  * subnormal d, which the 2⁻¹⁸ term covers: 127 · 2⁻²⁵). Range: amax ≤ 127 · 65504.
  */
 public final class Q8_0 extends QuantFormat {
-    public static final Q8_0 INSTANCE = new Q8_0();
-
     private static final List<Plane> PLANES = List.of(new Plane("qdata", DType.I8), new Plane("qscale", DType.F16));
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
+    /** The format; after PLANES, which its constructor reads. */
+    public static final Q8_0 INSTANCE = new Q8_0();
 
     private Q8_0() {
-    }
-
-    @Override
-    public String id() {
-        return "q8_0";
-    }
-
-    @Override
-    public List<Plane> planes() {
-        return PLANES;
+        super("q8_0", PLANES);
     }
 
     @Override
@@ -54,9 +45,8 @@ public final class Q8_0 extends QuantFormat {
     }
 
     @Override
-    public void quantizeRow(float[] x, int off, QuantizedTensor dst, long row) {
+    void quantizeFinite(float[] x, int off, QuantizedTensor dst, long row) {
         int k = dst.k();
-        requireFinite(x, off, k);
         MemorySegment data = dst.plane(0).data();
         MemorySegment scale = dst.plane(1).data();
         long dataBase = dst.rowOffset(0, row);

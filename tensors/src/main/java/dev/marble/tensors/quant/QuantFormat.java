@@ -2,6 +2,8 @@ package dev.marble.tensors.quant;
 
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -34,14 +36,23 @@ public abstract sealed class QuantFormat permits Q8_0, Q4_0, Q4_K {
     public record Plane(String suffix, DType dtype) {
     }
 
-    QuantFormat() {
+    private final String id;
+    private final List<Plane> planes;
+
+    QuantFormat(String id, List<Plane> planes) {
+        this.id = id;
+        this.planes = List.copyOf(planes);
     }
 
     /** The format's name as the CLI and the file metadata spell it, e.g. {@code q8_0}. */
-    public abstract String id();
+    public final String id() {
+        return id;
+    }
 
     /** The stored planes, data first. */
-    public abstract List<Plane> planes();
+    public final List<Plane> planes() {
+        return planes;
+    }
 
     /** Shape of plane {@code plane} for one row of {@code k} elements (k a multiple of {@link #BLOCK}). */
     public abstract long[] planeRowShape(int plane, int k);
@@ -49,17 +60,32 @@ public abstract sealed class QuantFormat permits Q8_0, Q4_0, Q4_K {
     /** Storage bits per weight for rows of {@code k} elements, all planes included. */
     public final double bitsPerWeight(int k) {
         long bytes = 0;
-        for (int p = 0; p < planes().size(); p++) {
-            bytes += Arrays.stream(planeRowShape(p, k)).reduce(1, (a, b) -> a * b) * planes().get(p).dtype().byteSize();
+        for (int p = 0; p < planes.size(); p++) {
+            bytes += rowBytes(p, k);
         }
         return 8.0 * bytes / k;
+    }
+
+    /** Bytes of plane {@code p} per row of {@code k} elements. */
+    final long rowBytes(int p, int k) {
+        return Arrays.stream(planeRowShape(p, k)).reduce(1, (a, b) -> a * b) * planes.get(p).dtype().byteSize();
     }
 
     /**
      * Quantizes {@code src[off .. off + k)} into row {@code row} of {@code dst} (k = {@code dst.k()}).
      * Throws {@link MarbleException} for a value that is not finite or beyond the format's range.
      */
-    public abstract void quantizeRow(float[] src, int off, QuantizedTensor dst, long row);
+    public final void quantizeRow(float[] src, int off, QuantizedTensor dst, long row) {
+        for (int i = off; i < off + dst.k(); i++) {
+            if (!Float.isFinite(src[i])) {
+                throw new MarbleException("value " + src[i] + " at column " + (i - off) + " is not finite");
+            }
+        }
+        quantizeFinite(src, off, dst, row);
+    }
+
+    /** {@link #quantizeRow} on values already checked to be finite. */
+    abstract void quantizeFinite(float[] src, int off, QuantizedTensor dst, long row);
 
     /**
      * Decodes blocks [{@code block}, {@code block + count}) of row {@code row} into
@@ -121,16 +147,23 @@ public abstract sealed class QuantFormat permits Q8_0, Q4_0, Q4_K {
         return h;
     }
 
-    /** Rejects NaN and infinities in {@code x[off .. off + n)}. */
-    static void requireFinite(float[] x, int off, int n) {
-        for (int i = off; i < off + n; i++) {
-            if (!Float.isFinite(x[i])) {
-                throw new MarbleException("value " + x[i] + " at column " + (i - off) + " is not finite");
-            }
+    static int clamp(int v, int lo, int hi) {
+        return Math.max(lo, Math.min(hi, v));
+    }
+
+    /** 32 4-bit codes as 16 bytes at {@code at}: byte j = q_j | q_(j+16) &lt;&lt; 4 (ggml's order). */
+    static void packNibbles(int[] q, MemorySegment data, long at) {
+        for (int j = 0; j < BLOCK / 2; j++) {
+            data.set(ValueLayout.JAVA_BYTE, at + j, (byte) (q[j] | q[j + BLOCK / 2] << 4));
         }
     }
 
-    static int clamp(int v, int lo, int hi) {
-        return Math.max(lo, Math.min(hi, v));
+    /** The 16 bytes at {@code at} as 32 values code · d + m into {@code dst[o .. o + 32)}. */
+    static void unpackNibbles(MemorySegment data, long at, float d, float m, float[] dst, int o) {
+        for (int j = 0; j < BLOCK / 2; j++) {
+            int v = data.get(ValueLayout.JAVA_BYTE, at + j);
+            dst[o + j] = (v & 0xf) * d + m;
+            dst[o + j + BLOCK / 2] = ((v >> 4) & 0xf) * d + m;
+        }
     }
 }

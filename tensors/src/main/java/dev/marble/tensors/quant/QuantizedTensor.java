@@ -39,7 +39,7 @@ public final class QuantizedTensor {
         this.planes = planes;
         this.rowBytes = new long[planes.length];
         for (int p = 0; p < planes.length; p++) {
-            rowBytes[p] = numel(format.planeRowShape(p, k)) * format.planes().get(p).dtype().byteSize();
+            rowBytes[p] = format.rowBytes(p, k);
         }
     }
 
@@ -220,14 +220,6 @@ public final class QuantizedTensor {
         long n = 0;
         for (Tensor t : planes) {
             n += t.byteSize();
-        }
-        return n;
-    }
-
-    private static long numel(long[] s) {
-        long n = 1;
-        for (long v : s) {
-            n *= v;
         }
         return n;
     }

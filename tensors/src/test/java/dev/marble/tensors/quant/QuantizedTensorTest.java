@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
+import dev.marble.tensors.kernels.Convert;
 import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -18,26 +19,21 @@ import org.junit.jupiter.api.Test;
 class QuantizedTensorTest {
     private static Tensor random(Arena arena, DType dt, long... shape) {
         SplittableRandom r = new SplittableRandom(shape.length * 31L + shape[0]);
-        Tensor t = Tensor.allocate(arena, dt, shape);
-        float[] v = new float[(int) t.numel()];
+        float[] v = new float[(int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b)];
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) (r.nextDouble() * 2 - 1);
         }
         Tensor f = Tensor.fromFloats(arena, v, shape);
-        for (int i = 0; i < v.length; i++) {
-            long[] idx = unravel(i, shape);
-            t.setFloat(f.getFloat(idx), idx);
+        if (dt == DType.F32) {
+            return f;
+        }
+        Tensor t = Tensor.allocate(arena, dt, shape);
+        if (dt == DType.F16) {
+            Convert.f32ToF16(f.data(), 0, t.data(), 0, v.length);
+        } else {
+            Convert.f32ToBf16(f.data(), 0, t.data(), 0, v.length);
         }
         return t;
-    }
-
-    private static long[] unravel(long i, long[] shape) {
-        long[] idx = new long[shape.length];
-        for (int d = shape.length - 1; d >= 0; d--) {
-            idx[d] = i % shape[d];
-            i /= shape[d];
-        }
-        return idx;
     }
 
     @Test
