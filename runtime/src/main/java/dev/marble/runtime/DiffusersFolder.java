@@ -2,7 +2,9 @@ package dev.marble.runtime;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.marble.weights.DiffusersModel;
+import dev.marble.weights.SafetensorsSource;
 import dev.marble.weights.TensorSource;
+import dev.marble.weights.quant.QuantizedSource;
 import java.nio.file.Path;
 import java.util.EnumMap;
 import java.util.Map;
@@ -39,8 +41,22 @@ final class DiffusersFolder implements ModelFiles {
     public synchronized TensorSource weights(Component c) {
         return open.computeIfAbsent(c, k -> {
             DiffusersModel.Component part = model.component(k.folder());
-            return variant == null ? part.weights() : part.weights(variant);
+            TensorSource src = variant == null ? part.weights() : part.weights(variant);
+            return src instanceof SafetensorsSource s ? quantizedAware(s) : src;
         });
+    }
+
+    /** Files written by {@code marble quantize} are read through their checked quantized view. */
+    private static TensorSource quantizedAware(SafetensorsSource src) {
+        if (!QuantizedSource.isQuantized(src.metadata())) {
+            return src;
+        }
+        try {
+            return QuantizedSource.wrap(src, src.metadata());
+        } catch (RuntimeException e) {
+            src.close();
+            throw e;
+        }
     }
 
     @Override

@@ -12,7 +12,7 @@ import java.nio.file.Path;
  * each component's diffusers-style config and its weights under diffusers' key names, so one set of
  * model classes serves both.
  */
-interface ModelFiles extends AutoCloseable {
+public interface ModelFiles extends AutoCloseable {
     /** A short name for the model (folder or file name), as A1111's "Model:" field shows it. */
     String name();
 

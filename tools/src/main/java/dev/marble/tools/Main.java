@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
         versionProvider = Main.Version.class,
         description = "Text-to-image with Stable Diffusion models, in pure Java on the CPU.",
         subcommands = {GenerateCommand.class, TokenizeCommand.class, RunCommand.class, InspectCommand.class,
-            SynthCommand.class, BenchCommand.class})
+            SynthCommand.class, BenchCommand.class, QuantizeCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

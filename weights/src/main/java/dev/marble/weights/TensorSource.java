@@ -1,6 +1,7 @@
 package dev.marble.weights;
 
 import dev.marble.tensors.Tensor;
+import dev.marble.tensors.quant.QuantizedTensor;
 import java.util.Set;
 
 /** Named tensors from one or more files: a model component's weights. */
@@ -10,6 +11,14 @@ public interface TensorSource extends AutoCloseable {
 
     /** The tensor, a zero-copy view where possible; a one-line error names the key if it is missing. */
     Tensor get(String key);
+
+    /**
+     * The weight {@code key} in its quantized form (zero-copy planes), or null when it is stored as a
+     * plain tensor or is absent. Only a source that reads Marble's quantized files has any.
+     */
+    default QuantizedTensor quantized(String key) {
+        return null;
+    }
 
     /** All keys. */
     Set<String> keys();
