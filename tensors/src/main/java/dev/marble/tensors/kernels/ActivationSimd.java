@@ -141,7 +141,7 @@ final class ActivationSimd {
             e.intoMemorySegment(os, (base + j) * 4L, LE);
             sum = sum.add(e);
         }
-        return sum.reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(sum);
     }
 
     private static void scaleRow(MemorySegment os, long base, int n, int end, float inv) {

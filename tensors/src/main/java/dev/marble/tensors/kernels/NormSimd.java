@@ -215,7 +215,7 @@ final class NormSimd {
         if (j < end) {
             a = a.add(FloatVector.fromMemorySegment(S, xs, (base + j) * 4L, LE));
         }
-        return (double) a.reduceLanes(VectorOperators.ADD) + b.reduceLanes(VectorOperators.ADD);
+        return (double) Lanes.sum(a) + Lanes.sum(b);
     }
 
     private static double rowSquares(MemorySegment xs, long base, int end, float mean) {
@@ -232,7 +232,7 @@ final class NormSimd {
             FloatVector u = FloatVector.fromMemorySegment(S, xs, (base + j) * 4L, LE).sub(mean);
             a = u.fma(u, a);
         }
-        return (double) a.reduceLanes(VectorOperators.ADD) + b.reduceLanes(VectorOperators.ADD);
+        return (double) Lanes.sum(a) + Lanes.sum(b);
     }
 
     private static void layerRow(MemorySegment xs, MemorySegment os, long base, int c, int end, float mean,
