@@ -7,6 +7,7 @@ import dev.marble.tensors.Simd;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
@@ -56,35 +57,40 @@ abstract sealed class PanelDecoder {
     }
 
     /**
-     * Packs 2-byte or 4-byte elements by their raw bits: column j of panel p is weight row p·NR + j,
-     * written down the panel with stride NR; columns past n are zero.
+     * Packs 2-byte elements by their raw bits: column j of panel p is weight row p·NR + j; columns
+     * past n are zero. The NR rows are copied in bulk to the heap and transposed there, which is
+     * fast even before the JIT has compiled this (a model's first weights are packed interpreted).
      */
-    static void packRaw(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1, int bytes) {
+    static void packShorts(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
+        short[] rows = new short[NR * k];
+        short[] panel = new short[k * NR];
         for (int p = p0; p < p1; p++) {
-            for (int j = 0; j < NR; j++) {
-                int col = p * NR + j;
-                long d = (index(k, p, 0) + j) * bytes;
-                long step = (long) NR * bytes;
-                if (col >= n) {
-                    for (int kk = 0; kk < k; kk++) {
-                        if (bytes == 4) {
-                            dst.set(ValueLayout.JAVA_INT_UNALIGNED, d + kk * step, 0);
-                        } else {
-                            dst.set(ValueLayout.JAVA_SHORT_UNALIGNED, d + kk * step, (short) 0);
-                        }
-                    }
-                } else if (bytes == 4) {
-                    long s = (long) col * k * 4;
-                    for (int kk = 0; kk < k; kk++) {
-                        dst.set(ValueLayout.JAVA_INT_UNALIGNED, d + kk * step, src.get(ValueLayout.JAVA_INT_UNALIGNED, s + 4L * kk));
-                    }
-                } else {
-                    long s = (long) col * k * 2;
-                    for (int kk = 0; kk < k; kk++) {
-                        dst.set(ValueLayout.JAVA_SHORT_UNALIGNED, d + kk * step, src.get(ValueLayout.JAVA_SHORT_UNALIGNED, s + 2L * kk));
-                    }
+            int cols = Math.min(NR, n - p * NR);
+            MemorySegment.copy(src, ValueLayout.JAVA_SHORT_UNALIGNED, (long) p * NR * k * 2, rows, 0, cols * k);
+            Arrays.fill(rows, cols * k, NR * k, (short) 0);
+            for (int kk = 0; kk < k; kk++) {
+                for (int j = 0; j < NR; j++) {
+                    panel[kk * NR + j] = rows[j * k + kk];
                 }
             }
+            MemorySegment.copy(panel, 0, dst, ValueLayout.JAVA_SHORT_UNALIGNED, index(k, p, 0) * 2, k * NR);
+        }
+    }
+
+    /** {@link #packShorts} for 4-byte elements. */
+    static void packInts(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
+        int[] rows = new int[NR * k];
+        int[] panel = new int[k * NR];
+        for (int p = p0; p < p1; p++) {
+            int cols = Math.min(NR, n - p * NR);
+            MemorySegment.copy(src, ValueLayout.JAVA_INT_UNALIGNED, (long) p * NR * k * 4, rows, 0, cols * k);
+            Arrays.fill(rows, cols * k, NR * k, 0);
+            for (int kk = 0; kk < k; kk++) {
+                for (int j = 0; j < NR; j++) {
+                    panel[kk * NR + j] = rows[j * k + kk];
+                }
+            }
+            MemorySegment.copy(panel, 0, dst, ValueLayout.JAVA_INT_UNALIGNED, index(k, p, 0) * 4, k * NR);
         }
     }
 
@@ -94,7 +100,7 @@ abstract sealed class PanelDecoder {
 
         @Override
         void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
-            packRaw(src, dst, k, n, p0, p1, 4);
+            packInts(src, dst, k, n, p0, p1);
         }
 
         @Override
@@ -117,7 +123,7 @@ abstract sealed class PanelDecoder {
 
         @Override
         void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
-            packRaw(src, dst, k, n, p0, p1, 2);
+            packShorts(src, dst, k, n, p0, p1);
         }
 
         @Override
@@ -141,7 +147,7 @@ abstract sealed class PanelDecoder {
 
         @Override
         void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1) {
-            packRaw(src, dst, k, n, p0, p1, 2);
+            packShorts(src, dst, k, n, p0, p1);
         }
 
         @Override
