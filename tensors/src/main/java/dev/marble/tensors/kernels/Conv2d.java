@@ -37,6 +37,9 @@ public final class Conv2d {
         int ow = outSize(wd, w.kernelWidth(), stride, padLeft + padRight);
         Checks.f32("conv2d input", x, b, h, wd, w.inChannels());
         Checks.f32("conv2d output", out, b, oh, ow, w.outChannels());
+        if (x.data().asSlice(0, x.byteSize()).asOverlappingSlice(out.data().asSlice(0, out.byteSize())).isPresent()) {
+            throw new MarbleException("conv2d: output " + out + " overlaps input " + x + " (no in-place convolution)");
+        }
         Flops.add(2L * b * oh * ow * w.outChannels() * w.inChannels() * w.kernelHeight() * w.kernelWidth());
         if (Simd.ENABLED) {
             Conv2dSimd.forward(x, w, stride, padTop, padLeft, out);

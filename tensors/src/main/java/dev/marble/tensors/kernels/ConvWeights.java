@@ -90,24 +90,28 @@ public final class ConvWeights {
         MemorySegment packed = arena.allocate(elems * es, Tensor.ALIGNMENT); // zeroed: the padding
         try (Arena tmp = Arena.ofConfined()) {
             MemorySegment src = weight.contiguous(tmp).data();
-            // Each (o, c) has KH·KW contiguous source elements; in the packed order they are kcs·NR apart.
-            for (int o = 0; o < oc; o++) {
-                int ocb = o / nr;
-                int j = o % nr;
-                for (int c = 0; c < ic; c++) {
-                    int icb = c / kc;
+            // Slab by slab, so the scattered writes stay within one L1-sized slab: for output channel o
+            // the slab's channels are one contiguous source run of kc·KH·KW elements, and in the packed
+            // order input channel i sits NR apart and tap t kcs·NR apart.
+            for (int ocb = 0; ocb < ocBlocks; ocb++) {
+                for (int icb = 0; icb * kc < ic; icb++) {
                     int kcs = Math.min(kc, icPad - icb * kc);
-                    long dst = slabStart(ocb, icb, kk, icPad, kc, nr) + (long) (c % kc) * nr + j;
-                    long s = ((long) o * ic + c) * kk;
-                    if (es == 2) {
-                        for (int t = 0; t < kk; t++) {
-                            packed.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, dst + (long) t * kcs * nr,
-                                    src.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, s + t));
-                        }
-                    } else {
-                        for (int t = 0; t < kk; t++) {
-                            packed.setAtIndex(ValueLayout.JAVA_INT_UNALIGNED, dst + (long) t * kcs * nr,
-                                    src.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, s + t));
+                    int real = Math.min(kc, ic - icb * kc);
+                    long slab = slabStart(ocb, icb, kk, icPad, kc, nr);
+                    for (int j = 0; j < nr && ocb * nr + j < oc; j++) {
+                        long s0 = ((long) (ocb * nr + j) * ic + (long) icb * kc) * kk;
+                        for (int i = 0; i < real; i++) {
+                            for (int t = 0; t < kk; t++) {
+                                long d = slab + ((long) t * kcs + i) * nr + j;
+                                long sIdx = s0 + (long) i * kk + t;
+                                if (es == 2) {
+                                    packed.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, d,
+                                            src.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, sIdx));
+                                } else {
+                                    packed.setAtIndex(ValueLayout.JAVA_INT_UNALIGNED, d,
+                                            src.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, sIdx));
+                                }
+                            }
                         }
                     }
                 }

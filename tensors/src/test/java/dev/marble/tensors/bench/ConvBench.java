@@ -6,6 +6,7 @@ import dev.marble.tensors.Tensor;
 import dev.marble.tensors.kernels.Conv2d;
 import dev.marble.tensors.kernels.ConvWeights;
 import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -53,15 +54,14 @@ public class ConvBench {
         x = Tensor.allocate(arena, DType.F32, b, s, s, c);
         out = Tensor.allocate(arena, DType.F32, b, s, s, c);
         for (long i = 0; i < x.numel(); i++) {
-            x.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, rnd.nextFloat() - 0.5f);
+            x.data().setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, rnd.nextFloat() - 0.5f);
         }
         Tensor weight = Tensor.allocate(arena, DType.F32, c, c, 3, 3);
         for (long i = 0; i < weight.numel(); i++) {
-            weight.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, (rnd.nextFloat() - 0.5f) * 0.05f);
+            weight.data().setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (rnd.nextFloat() - 0.5f) * 0.05f);
         }
         if (dt != DType.F32) {
             Tensor narrow = Tensor.allocate(arena, dt, c, c, 3, 3);
-            weight.toFloatArray();
             float[] v = weight.toFloatArray();
             for (int i = 0; i < v.length; i++) {
                 narrow.setFloat(v[i], i / (c * 9), i / 9 % c, i / 3 % 3, i % 3);

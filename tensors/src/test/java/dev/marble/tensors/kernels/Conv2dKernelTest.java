@@ -14,6 +14,7 @@ import dev.marble.tensors.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -90,7 +91,7 @@ class Conv2dKernelTest {
             Tensor x = Tensor.fromFloats(arena, new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9}, 1, 3, 3, 1);
             for (DType dt : DTYPES) {
                 float[] ones = new float[9];
-                java.util.Arrays.fill(ones, 1f);
+                Arrays.fill(ones, 1f);
                 ConvWeights w = ConvWeights.pack(weight(arena, dt, ones, 1, 1, 3, 3), null, arena);
                 for (float[] r : runAll(arena, x, w, 1, 1, 1, 1, 1)) {
                     if (r != null) {
@@ -192,7 +193,7 @@ class Conv2dKernelTest {
     private static void check(Arena arena, Random rnd, int b, int h, int wd, int ic, int oc, int kh, int kw, int stride,
             int[] p, DType dt, boolean withBias) {
         String what = "x[" + b + "," + h + "," + wd + "," + ic + "] w[" + oc + "," + ic + "," + kh + "," + kw + "] "
-                + dt + " stride " + stride + " pad " + java.util.Arrays.toString(p) + (withBias ? " bias" : "");
+                + dt + " stride " + stride + " pad " + Arrays.toString(p) + (withBias ? " bias" : "");
         if (h + p[0] + p[2] < kh || wd + p[1] + p[3] < kw) {
             return; // no output pixel
         }
@@ -283,6 +284,8 @@ class Conv2dKernelTest {
                     () -> Conv2d.forward(Tensor.allocate(arena, DType.F32, 1, 1, 1, 3), w, 1, 0, out));
             assertThrows(MarbleException.class,
                     () -> ConvWeights.pack(Tensor.allocate(arena, DType.I32, 4, 3, 3, 3), null, arena));
+            ConvWeights square = ConvWeights.pack(Tensor.allocate(arena, DType.F32, 3, 3, 3, 3), null, arena);
+            assertThrows(MarbleException.class, () -> Conv2d.forward(x, square, 1, 1, x)); // in place
             assertThrows(MarbleException.class, () -> ConvWeights.pack(Tensor.allocate(arena, DType.F32, 4, 3, 3), null,
                     arena));
             assertThrows(MarbleException.class, () -> ConvWeights.pack(Tensor.allocate(arena, DType.F32, 4, 3, 3, 3),
