@@ -37,7 +37,7 @@ final class AttentionSimd {
     /** Keys per score micro-kernel call. */
     private static final int KR = 6;
     /** Keys per flash tile (a multiple of KR). */
-    private static final int TK = 96;
+    private static final int TK = 192;
     /** Head dimensions per P·V micro-kernel call. */
     private static final int DR = 4;
 
