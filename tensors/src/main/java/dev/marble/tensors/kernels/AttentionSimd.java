@@ -22,18 +22,19 @@ import jdk.incubator.vector.VectorSpecies;
  *   Oᵀ[d] = α·Oᵀ[d] + Σ_j V[j][d]·Pᵀ[j];  l = α·l + Σ_j Pᵀ[j];  m = m'
  *   out = Oᵀ / l, transposed back into the token rows
  * </pre>
- * The row max and row sum of the softmax are lane-wise (no horizontal reductions), K and V are used
- * in their natural [key][d] layout (no transposes), and D needs no vector alignment: it is the
- * broadcast dimension. Each worker packs the current head's K and V rows into contiguous scratch
- * once per (batch, head), padding the keys to a multiple of the score kernel's KR rows; padded query
- * lanes compute on zeros and are not stored. The full Lq×Lk score matrix never exists.
+ * The row max and row sum of the softmax are lane-wise (no horizontal reductions), K is used in its
+ * natural [key][d] layout, and D needs no vector alignment: it is the broadcast dimension. Each
+ * worker packs K and V of the heads it is working on into contiguous per-thread scratch (keys padded
+ * to a multiple of the score kernel's KR rows); padded query lanes compute on zeros and are not
+ * stored. The full Lq×Lk score matrix never exists; a causal mask skips the key tiles above the
+ * diagonal and masks the diagonal ones.
  */
 final class AttentionSimd {
     private static final VectorSpecies<Float> S = Simd.FLOAT;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final int VL = S.length();
     /** Queries per tile: two vectors. */
-    static final int TQ = 2 * VL;
+    private static final int TQ = 2 * VL;
     /** Keys per score micro-kernel call. */
     private static final int KR = 6;
     /** Keys per flash tile (a multiple of KR). */
@@ -275,7 +276,7 @@ final class AttentionSimd {
     }
 
     /** Sᵀ rows [sb/TQ, +KR) = KR packed key rows starting at kb times Qᵀ. */
-    static void scores(float[] k, int kb, int d, float[] qt, float[] st, int sb) {
+    private static void scores(float[] k, int kb, int d, float[] qt, float[] st, int sb) {
         FloatVector a00 = FloatVector.zero(S);
         FloatVector a01 = FloatVector.zero(S);
         FloatVector a10 = FloatVector.zero(S);
@@ -336,7 +337,7 @@ final class AttentionSimd {
      * C2 inlines each vector exp into a large graph, and a second copy in the same compilation can
      * exceed its inlining node budget (a vector helper that is not inlined boxes every vector).
      */
-    static void softmaxStep(float[] st, int kn, float[] m, float[] l, float[] mnew) {
+    private static void softmaxStep(float[] st, int kn, float[] m, float[] l, float[] mnew) {
         FloatVector x0 = FloatVector.fromArray(S, m, 0);
         FloatVector x1 = FloatVector.fromArray(S, m, VL);
         for (int j = 0; j < kn; j++) {
@@ -369,7 +370,7 @@ final class AttentionSimd {
      * Oᵀ rows [ob/TQ, +4) = α·Oᵀ + Σ_j V[j][e..e+3]·Pᵀ[j], α in row kn of st; vb is the packed index
      * of V[k0][e] in its group of DR = 4 dimensions.
      */
-    static void pv4(float[] st, int kn, float[] v, int vb, float[] ot, int ob) {
+    private static void pv4(float[] st, int kn, float[] v, int vb, float[] ot, int ob) {
         FloatVector al0 = FloatVector.fromArray(S, st, kn * TQ);
         FloatVector al1 = FloatVector.fromArray(S, st, kn * TQ + VL);
         FloatVector c00 = FloatVector.fromArray(S, ot, ob).mul(al0);
