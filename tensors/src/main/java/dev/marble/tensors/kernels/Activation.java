@@ -47,6 +47,10 @@ public final class Activation {
      */
     public static void geglu(Tensor x, Tensor out) {
         int n2 = x.size(-1);
+        if (x.numel() == 0) {
+            Checks.f32("geglu output", out.reshape(-1), 0);
+            return;
+        }
         if (n2 % 2 != 0) {
             throw new MarbleException("geglu: last dimension " + n2 + " is odd");
         }
@@ -63,6 +67,10 @@ public final class Activation {
     /** Softmax over the last dimension. */
     public static void softmax(Tensor x, Tensor out) {
         int n = x.size(-1);
+        if (x.numel() == 0) {
+            Checks.f32("softmax output", out.reshape(-1), 0);
+            return;
+        }
         int m = Math.toIntExact(x.numel() / n);
         Checks.f32("softmax input", x.reshape(m, n), m, n);
         Checks.f32("softmax output", out.reshape(m, n), m, n);

@@ -28,6 +28,9 @@ public final class Attention {
         Checks.f32("attention k", k, b, lk, c);
         Checks.f32("attention v", v, b, lk, c);
         Checks.f32("attention out", out, b, lq, c);
+        if (lk == 0) {
+            throw new MarbleException("attention: k and v have no tokens");
+        }
         if (causal && lq != lk) {
             throw new MarbleException("attention: a causal mask needs equal query and key lengths");
         }

@@ -22,28 +22,33 @@ import jdk.incubator.vector.VectorSpecies;
  *   Oᵀ[d] = α·Oᵀ[d] + Σ_j V[j][d]·Pᵀ[j];  l = α·l + Σ_j Pᵀ[j];  m = m'
  *   out = Oᵀ / l, transposed back into the token rows
  * </pre>
- * The row max and row sum of the softmax are lane-wise (no horizontal reductions), K and V are used
- * in their natural [key][d] layout (no transposes), and D needs no vector alignment: it is the
- * broadcast dimension. Each worker packs the current head's K and V rows into contiguous scratch
- * once per (batch, head), padding the keys to a multiple of the score kernel's KR rows; padded query
- * lanes compute on zeros and are not stored. The full Lq×Lk score matrix never exists.
+ * The row max and row sum of the softmax are lane-wise (no horizontal reductions), K is used in its
+ * natural [key][d] layout, and D needs no vector alignment: it is the broadcast dimension. Each
+ * worker packs K and V of the heads it is working on into contiguous per-thread scratch (keys padded
+ * to a multiple of the score kernel's KR rows); padded query lanes compute on zeros and are not
+ * stored. The full Lq×Lk score matrix never exists; a causal mask skips the key tiles above the
+ * diagonal and masks the diagonal ones.
  */
 final class AttentionSimd {
     private static final VectorSpecies<Float> S = Simd.FLOAT;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final int VL = S.length();
     /** Queries per tile: two vectors. */
-    static final int TQ = 2 * VL;
+    private static final int TQ = 2 * VL;
     /** Keys per score micro-kernel call. */
     private static final int KR = 6;
     /** Keys per flash tile (a multiple of KR). */
-    private static final int TK = 96;
+    private static final int TK = 192;
     /** Head dimensions per P·V micro-kernel call. */
     private static final int DR = 4;
+    /** From this many (padded) keys on, work is ordered by head (see {@link #forward}). */
+    private static final int PER_HEAD_KEYS = 384;
 
     /** Per-worker buffers, grown on demand and reused across calls. */
     private static final class Scratch {
+        /** K of the packed heads of one batch entry: head h at h·kpad·d, see {@link #packHeads}. */
         float[] k = new float[0];
+        /** V likewise. */
         float[] v = new float[0];
         float[] qt = new float[0];
         float[] ot = new float[0];
@@ -51,28 +56,34 @@ final class AttentionSimd {
         final float[] m = new float[TQ];
         final float[] l = new float[TQ];
         final float[] mnew = new float[TQ];
+        /** One key row of all heads. */
         float[] row = new float[0];
-        float[] qrows = new float[0];
-        /** rowIdx[i] = i·d: gathers column e of the [TQ][d] query rows. */
+        /** The tile's query rows and output rows, [TQ][c] each: contiguous in the tensors. */
+        float[] qblock = new float[0];
+        float[] oblock = new float[0];
+        /** rowIdx[i] = i·c: gathers one column of the query block. */
         final int[] rowIdx = new int[TQ];
-        int rowIdxD = -1;
+        int rowIdxC = -1;
 
-        void ensure(int kpad, int d) {
-            if (k.length < kpad * d) {
-                k = new float[kpad * d];
-                v = new float[kpad * d];
+        void ensure(int kpad, int d, int c) {
+            if (k.length < kpad * c) {
+                k = new float[kpad * c];
+                v = new float[kpad * c];
             }
             if (qt.length < d * TQ) {
                 qt = new float[d * TQ];
                 ot = new float[d * TQ];
-                row = new float[d];
-                qrows = new float[d * TQ];
             }
-            if (rowIdxD != d) {
+            if (qblock.length < c * TQ) {
+                qblock = new float[c * TQ];
+                oblock = new float[c * TQ];
+                row = new float[c];
+            }
+            if (rowIdxC != c) {
                 for (int i = 0; i < TQ; i++) {
-                    rowIdx[i] = i * d;
+                    rowIdx[i] = i * c;
                 }
-                rowIdxD = d;
+                rowIdxC = c;
             }
         }
     }
@@ -91,6 +102,13 @@ final class AttentionSimd {
     private AttentionSimd() {
     }
 
+    /**
+     * With few keys (cross-attention), work items are (batch, query tile): a worker packs K and V of
+     * all heads when the batch entry changes, copies the tile's query rows in and its output rows
+     * out with one bulk copy each (they are contiguous across heads) and runs every head on them.
+     * With many keys (self-attention) the items are (batch, head, query tile) so that one head's
+     * packed K and V stay hot across consecutive tiles; the tile's output then goes out row by row.
+     */
     static void forward(Tensor q, Tensor k, Tensor v, int heads, float scale, boolean causal, Tensor out) {
         int b = q.size(0);
         int lq = q.size(1);
@@ -99,63 +117,86 @@ final class AttentionSimd {
         int d = c / heads;
         int kpad = (lk + KR - 1) / KR * KR;
         int qtiles = (lq + TQ - 1) / TQ;
+        boolean perHead = kpad >= PER_HEAD_KEYS;
         MemorySegment qs = q.data();
         MemorySegment ks = k.data();
         MemorySegment vs = v.data();
         MemorySegment os = out.data();
-        Parallel.forChunks(b * heads * qtiles, (chunk, t0, t1) -> {
+        Parallel.forChunks(b * (perHead ? heads : 1) * qtiles, (chunk, t0, t1) -> {
             Scratch s = SCRATCH.get();
-            s.ensure(kpad, d);
+            s.ensure(kpad, d, c);
             int packed = -1;
             for (int t = t0; t < t1; t++) {
-                int bh = t / qtiles;
-                int bi = bh / heads;
-                int h = bh % heads;
-                if (bh != packed) {
-                    packHead(ks, vs, bi, h, lk, kpad, c, d, s);
-                    packed = bh;
+                int group = t / qtiles; // batch entry, or (batch, head) pair
+                int bi = perHead ? group / heads : group;
+                int h0 = perHead ? group % heads : 0;
+                int h1 = perHead ? h0 + 1 : heads;
+                if (group != packed) {
+                    packHeads(ks, vs, bi, h0, h1, lk, kpad, c, d, s);
+                    packed = group;
                 }
                 int q0 = (t % qtiles) * TQ;
                 int nq = Math.min(TQ, lq - q0);
-                long rowBase = ((long) bi * lq + q0) * c + (long) h * d;
-                tile(qs, os, rowBase, c, d, kpad, q0, nq, causal ? Math.min(lk, q0 + nq) : lk, causal, scale, s);
+                long rows = ((long) bi * lq + q0) * c * 4L;
+                MemorySegment.copy(qs, F, rows, s.qblock, 0, nq * c);
+                Arrays.fill(s.qblock, nq * c, TQ * c, 0f);
+                int kend = causal ? Math.min(lk, q0 + nq) : lk;
+                for (int h = h0; h < h1; h++) {
+                    tile(s, h, c, d, kpad, q0, nq, kend, causal, scale);
+                }
+                if (perHead) {
+                    for (int i = 0; i < nq; i++) {
+                        int o = i * c + h0 * d;
+                        MemorySegment.copy(s.oblock, o, os, F, rows + o * 4L, d);
+                    }
+                } else {
+                    MemorySegment.copy(s.oblock, 0, os, F, rows, nq * c);
+                }
             }
         });
     }
 
     /**
-     * Packs the K rows of (batch bi, head h) into s.k as [kpad][d] and V into s.v grouped by DR
-     * dimensions: group g holds [kpad][DR] (V[j][DR·g + r] at g·kpad·DR + j·DR + r) and the d mod DR
-     * remaining dimensions follow as [rest][kpad]. The P·V kernel then reads V with a constant stride,
-     * which lets C2 drop the bounds checks. Padded key rows are zero.
+     * Packs K and V of heads [h0, h1) of batch entry bi: head h's K at h·kpad·d as [kpad][d], its V
+     * at the same offset grouped by DR dimensions: group g holds [kpad][DR] (V[j][DR·g + r] at
+     * g·kpad·DR + j·DR + r) and the d mod DR remaining dimensions follow as [rest][kpad]. The P·V
+     * kernel then reads V with a constant stride, which lets C2 drop the bounds checks. Padded key
+     * rows are zero.
      */
-    private static void packHead(MemorySegment ks, MemorySegment vs, int bi, int h, int lk, int kpad, int c, int d,
-            Scratch s) {
+    private static void packHeads(MemorySegment ks, MemorySegment vs, int bi, int h0, int h1, int lk, int kpad,
+            int c, int d, Scratch s) {
         float[] row = s.row;
+        float[] kp = s.k;
         float[] vp = s.v;
         int groups = d / DR;
-        int restBase = groups * kpad * DR;
-        for (int j = 0; j < lk; j++) {
-            long off = (((long) bi * lk + j) * c + (long) h * d) * 4L;
-            loadRow(ks, off, s.k, j * d, d);
-            loadRow(vs, off, row, 0, d);
-            for (int g = 0; g < groups; g++) {
-                int dst = (g * kpad + j) * DR;
-                for (int r = 0; r < DR; r++) {
-                    vp[dst + r] = row[g * DR + r];
+        int width = (h1 - h0) * d;
+        for (int j = 0; j < kpad; j++) {
+            if (j < lk) {
+                long off = (((long) bi * lk + j) * c + (long) h0 * d) * 4L;
+                loadRow(ks, off, row, 0, width);
+                for (int h = h0; h < h1; h++) {
+                    System.arraycopy(row, (h - h0) * d, kp, (h * kpad + j) * d, d);
+                }
+                loadRow(vs, off, row, 0, width);
+            } else {
+                Arrays.fill(row, 0, width, 0f);
+                for (int h = h0; h < h1; h++) {
+                    Arrays.fill(kp, (h * kpad + j) * d, (h * kpad + j + 1) * d, 0f);
                 }
             }
-            for (int e = groups * DR; e < d; e++) {
-                vp[restBase + (e - groups * DR) * kpad + j] = row[e];
-            }
-        }
-        Arrays.fill(s.k, lk * d, kpad * d, 0f);
-        for (int j = lk; j < kpad; j++) {
-            for (int g = 0; g < groups; g++) {
-                Arrays.fill(vp, (g * kpad + j) * DR, (g * kpad + j + 1) * DR, 0f);
-            }
-            for (int e = groups * DR; e < d; e++) {
-                vp[restBase + (e - groups * DR) * kpad + j] = 0f;
+            for (int h = h0; h < h1; h++) {
+                int base = h * kpad * d;
+                int hd = (h - h0) * d;
+                for (int g = 0; g < groups; g++) {
+                    int dst = base + (g * kpad + j) * DR;
+                    for (int r = 0; r < DR; r++) {
+                        vp[dst + r] = row[hd + g * DR + r];
+                    }
+                }
+                int restBase = base + groups * kpad * DR;
+                for (int e = groups * DR; e < d; e++) {
+                    vp[restBase + (e - groups * DR) * kpad + j] = row[hd + e];
+                }
             }
         }
     }
@@ -176,24 +217,22 @@ final class AttentionSimd {
         }
     }
 
-    /** One query tile [q0, q0 + nq) of one head against keys [0, kend). */
-    private static void tile(MemorySegment qs, MemorySegment os, long rowBase, int c, int d, int kpad, int q0, int nq,
-            int kend, boolean causal, float scale, Scratch s) {
+    /** Head h of the query tile [q0, q0 + nq) in s.qblock against keys [0, kend), into s.oblock. */
+    private static void tile(Scratch s, int h, int c, int d, int kpad, int q0, int nq, int kend, boolean causal,
+            float scale) {
         float[] qt = s.qt;
         float[] ot = s.ot;
         float[] st = s.st;
-        float[] row = s.row;
-        // 1. Qᵀ·scale: copy the tile's rows, then gather its columns (zero rows in the padded lanes).
-        float[] qrows = s.qrows;
-        for (int i = 0; i < nq; i++) {
-            loadRow(qs, (rowBase + (long) i * c) * 4L, qrows, i * d, d);
-        }
-        Arrays.fill(qrows, nq * d, TQ * d, 0f);
+        float[] kp = s.k;
+        float[] vp = s.v;
+        int hb = h * kpad * d;
+        // 1. Qᵀ·scale, gathered from the block's columns (its padded rows are zero).
+        float[] qblock = s.qblock;
         int[] rowIdx = s.rowIdx;
         FloatVector sc = FloatVector.broadcast(S, scale);
         for (int e = 0; e < d; e++) {
-            FloatVector.fromArray(S, qrows, e, rowIdx, 0).mul(sc).intoArray(qt, e * TQ);
-            FloatVector.fromArray(S, qrows, e, rowIdx, VL).mul(sc).intoArray(qt, e * TQ + VL);
+            FloatVector.fromArray(S, qblock, h * d + e, rowIdx, 0).mul(sc).intoArray(qt, e * TQ);
+            FloatVector.fromArray(S, qblock, h * d + e, rowIdx, VL).mul(sc).intoArray(qt, e * TQ + VL);
         }
         Arrays.fill(ot, 0, d * TQ, 0f);
         Arrays.fill(s.m, Float.NEGATIVE_INFINITY);
@@ -203,7 +242,7 @@ final class AttentionSimd {
             int kn = Math.min(TK, kend - k0);
             int knPad = (kn + KR - 1) / KR * KR;
             for (int j0 = 0; j0 < knPad; j0 += KR) {
-                scores(s.k, (k0 + j0) * d, d, qt, st, j0 * TQ);
+                scores(kp, hb + (k0 + j0) * d, d, qt, st, j0 * TQ);
             }
             if (causal && k0 + kn > q0 + 1) {
                 // Query q0+i sees keys j ≤ q0+i: mask lanes i < j - q0.
@@ -214,31 +253,30 @@ final class AttentionSimd {
             softmaxStep(st, kn, s.m, s.l, s.mnew);
             int groups = d / DR;
             for (int g = 0; g < groups; g++) {
-                pv4(st, kn, s.v, (g * kpad + k0) * DR, ot, g * DR * TQ);
+                pv4(st, kn, vp, hb + (g * kpad + k0) * DR, ot, g * DR * TQ);
             }
             for (int e = groups * DR; e < d; e++) {
-                pv1(st, kn, s.v, groups * kpad * DR + (e - groups * DR) * kpad + k0, ot, e * TQ);
+                pv1(st, kn, vp, hb + groups * kpad * DR + (e - groups * DR) * kpad + k0, ot, e * TQ);
             }
         }
-        // 3. Normalize and transpose back into the output rows: gather each row from the columns.
+        // 3. Normalize and transpose back: gather each query's row from the columns of Oᵀ.
+        float[] oblock = s.oblock;
         for (int i = 0; i < nq; i++) {
             FloatVector inv = FloatVector.broadcast(S, 1f / s.l[i]);
-            long o = (rowBase + (long) i * c) * 4L;
+            int o = i * c + h * d;
             int e = 0;
             for (; e <= d - VL; e += VL) {
-                FloatVector.fromArray(S, ot, e * TQ + i, COL_IDX, 0).mul(inv)
-                        .intoMemorySegment(os, o + e * 4L, ByteOrder.LITTLE_ENDIAN);
+                FloatVector.fromArray(S, ot, e * TQ + i, COL_IDX, 0).mul(inv).intoArray(oblock, o + e);
             }
             if (e < d) {
                 VectorMask<Float> tail = S.indexInRange(e, d);
-                FloatVector.fromArray(S, ot, e * TQ + i, COL_IDX, 0, tail).mul(inv)
-                        .intoMemorySegment(os, o + e * 4L, ByteOrder.LITTLE_ENDIAN, tail);
+                FloatVector.fromArray(S, ot, e * TQ + i, COL_IDX, 0, tail).mul(inv).intoArray(oblock, o + e, tail);
             }
         }
     }
 
     /** Sᵀ rows [sb/TQ, +KR) = KR packed key rows starting at kb times Qᵀ. */
-    static void scores(float[] k, int kb, int d, float[] qt, float[] st, int sb) {
+    private static void scores(float[] k, int kb, int d, float[] qt, float[] st, int sb) {
         FloatVector a00 = FloatVector.zero(S);
         FloatVector a01 = FloatVector.zero(S);
         FloatVector a10 = FloatVector.zero(S);
@@ -299,7 +337,7 @@ final class AttentionSimd {
      * C2 inlines each vector exp into a large graph, and a second copy in the same compilation can
      * exceed its inlining node budget (a vector helper that is not inlined boxes every vector).
      */
-    static void softmaxStep(float[] st, int kn, float[] m, float[] l, float[] mnew) {
+    private static void softmaxStep(float[] st, int kn, float[] m, float[] l, float[] mnew) {
         FloatVector x0 = FloatVector.fromArray(S, m, 0);
         FloatVector x1 = FloatVector.fromArray(S, m, VL);
         for (int j = 0; j < kn; j++) {
@@ -332,7 +370,7 @@ final class AttentionSimd {
      * Oᵀ rows [ob/TQ, +4) = α·Oᵀ + Σ_j V[j][e..e+3]·Pᵀ[j], α in row kn of st; vb is the packed index
      * of V[k0][e] in its group of DR = 4 dimensions.
      */
-    static void pv4(float[] st, int kn, float[] v, int vb, float[] ot, int ob) {
+    private static void pv4(float[] st, int kn, float[] v, int vb, float[] ot, int ob) {
         FloatVector al0 = FloatVector.fromArray(S, st, kn * TQ);
         FloatVector al1 = FloatVector.fromArray(S, st, kn * TQ + VL);
         FloatVector c00 = FloatVector.fromArray(S, ot, ob).mul(al0);

@@ -1,5 +1,6 @@
 package dev.marble.tensors.kernels;
 
+import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Numerics;
 import dev.marble.tensors.Parallel;
 import dev.marble.tensors.Simd;
@@ -29,6 +30,7 @@ public final class Convert {
 
     /** n halves at src (byte offset srcOff) → n floats at dst (byte offset dstOff). */
     public static void f16ToF32(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, int n) {
+        checkRange("f16ToF32", src, srcOff, 2, dst, dstOff, 4, n);
         if (Simd.ENABLED) {
             run(n, (from, to) -> f16ToF32Simd(src, srcOff, dst, dstOff, from, to));
         } else {
@@ -38,6 +40,7 @@ public final class Convert {
 
     /** n floats → n halves, round-to-nearest-even; overflow gives ±∞, NaN stays NaN. */
     public static void f32ToF16(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, int n) {
+        checkRange("f32ToF16", src, srcOff, 4, dst, dstOff, 2, n);
         if (Simd.ENABLED) {
             run(n, (from, to) -> f32ToF16Simd(src, srcOff, dst, dstOff, from, to));
         } else {
@@ -47,6 +50,7 @@ public final class Convert {
 
     /** n bfloat16 → n floats (exact). */
     public static void bf16ToF32(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, int n) {
+        checkRange("bf16ToF32", src, srcOff, 2, dst, dstOff, 4, n);
         if (Simd.ENABLED) {
             run(n, (from, to) -> bf16ToF32Simd(src, srcOff, dst, dstOff, from, to));
         } else {
@@ -56,10 +60,20 @@ public final class Convert {
 
     /** n floats → n bfloat16, round-to-nearest-even; NaN stays a (quiet) NaN. */
     public static void f32ToBf16(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, int n) {
+        checkRange("f32ToBf16", src, srcOff, 4, dst, dstOff, 2, n);
         if (Simd.ENABLED) {
             run(n, (from, to) -> f32ToBf16Simd(src, srcOff, dst, dstOff, from, to));
         } else {
             f32ToBf16Scalar(src, srcOff, dst, dstOff, n);
+        }
+    }
+
+    private static void checkRange(String op, MemorySegment src, long srcOff, int srcBytes, MemorySegment dst,
+            long dstOff, int dstBytes, int n) {
+        if (n < 0 || srcOff < 0 || dstOff < 0 || srcOff + (long) srcBytes * n > src.byteSize()
+                || dstOff + (long) dstBytes * n > dst.byteSize()) {
+            throw new MarbleException(op + ": " + n + " elements at byte offsets " + srcOff + " -> " + dstOff
+                    + " do not fit segments of " + src.byteSize() + " and " + dst.byteSize() + " bytes");
         }
     }
 

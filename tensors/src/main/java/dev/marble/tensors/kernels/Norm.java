@@ -20,6 +20,9 @@ public final class Norm {
         if (groups < 1 || c % groups != 0) {
             throw new MarbleException("group norm: " + c + " channels do not split into " + groups + " groups");
         }
+        if ((long) b * c == 0) {
+            throw new MarbleException("group norm: empty batch or channel dimension in " + x);
+        }
         int l = Math.toIntExact(x.numel() / ((long) b * c));
         Tensor x3 = x.reshape(b, l, c);
         Tensor o3 = out.reshape(-1);
@@ -37,6 +40,9 @@ public final class Norm {
     /** LayerNorm over the last dimension of x [..., C] into out (same shape; may be x). Biased variance. */
     public static void layerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out) {
         int c = x.size(-1);
+        if (c == 0) {
+            throw new MarbleException("layer norm: the last dimension of " + x + " is empty");
+        }
         int rows = Math.toIntExact(x.numel() / c);
         Checks.f32("layer norm input", x.reshape(rows, c), rows, c);
         Checks.f32("layer norm output", out.reshape(-1), (long) rows * c);

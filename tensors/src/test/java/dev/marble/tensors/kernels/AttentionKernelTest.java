@@ -30,6 +30,9 @@ class AttentionKernelTest {
         new Case(1, 19, 23, 3, 3, false, 1),
         new Case(1, 45, 45, 2, 6, true, 1),
         new Case(1, 150, 150, 1, 64, true, 1),
+        // Enough keys for the head-by-head work order.
+        new Case(2, 37, 450, 3, 40, false, 1),
+        new Case(1, 390, 390, 2, 8, true, 1),
         // Large scores: the running max must keep every exponent finite.
         new Case(1, 40, 150, 2, 40, false, 12),
     };

@@ -93,6 +93,20 @@ class ConvertKernelTest {
         }
     }
 
+    @Test
+    void outOfRangeIsRejected() {
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment a = arena.allocate(64);
+            MemorySegment b = arena.allocate(64);
+            org.junit.jupiter.api.Assertions.assertThrows(dev.marble.tensors.MarbleException.class,
+                    () -> Convert.f16ToF32(a, 0, b, 0, 17));
+            org.junit.jupiter.api.Assertions.assertThrows(dev.marble.tensors.MarbleException.class,
+                    () -> Convert.f32ToBf16(a, 4, b, 0, 16));
+            org.junit.jupiter.api.Assertions.assertThrows(dev.marble.tensors.MarbleException.class,
+                    () -> Convert.f32ToF16(a, 0, b, 0, -1));
+        }
+    }
+
     /** Random bit patterns, every half and its neighbours' midpoints, range edges, specials. */
     private static float[] narrowingCases() {
         List<Float> v = new ArrayList<>();
