@@ -70,9 +70,12 @@ final class AttentionSimd {
                 k = new float[kpad * c];
                 v = new float[kpad * c];
             }
-            if (qt.length < d * TQ) {
+            // Oᵀ is read back with VL-lane gathers, masked on the last group of dimensions; the masked
+            // gather still range-checks every lane, so Oᵀ spans whole vectors of dimensions.
+            int dWhole = (d + VL - 1) / VL * VL;
+            if (qt.length < d * TQ || ot.length < dWhole * TQ) {
                 qt = new float[d * TQ];
-                ot = new float[d * TQ];
+                ot = new float[dWhole * TQ];
             }
             if (qblock.length < c * TQ) {
                 qblock = new float[c * TQ];
