@@ -51,9 +51,14 @@ class Budget:
 
     def __init__(self, steps, seconds):
         self.steps, self.seconds, self.start, self.step = steps, seconds, time.time(), 0
+        self.cpu_start = time.process_time()
 
     def elapsed(self):
         return time.time() - self.start
+
+    def cpu(self):
+        """CPU seconds of this process: about 2x the wall time on an idle 2-core machine."""
+        return time.process_time() - self.cpu_start
 
     def progress(self):
         return max(self.step / self.steps, self.elapsed() / self.seconds)
@@ -92,8 +97,8 @@ def vae_cfg():
 def train_vae(args, rng, fh, history):
     vae = models.AutoencoderKL(vae_cfg())
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
-    budget = Budget(args.vae_steps, args.minutes * 60 * 0.25)
-    window, t_log = [], time.time()
+    budget = Budget(args.vae_steps, args.minutes * 60 * (1.0 if args.vae_only else 0.25))
+    window, t_log, c_log = [], time.time(), time.process_time()
     crop = data.SIZE // 2
     while not budget.done():
         p = budget.progress()
@@ -122,15 +127,15 @@ def train_vae(args, rng, fh, history):
         if budget.step % args.log_every == 0 or budget.done():
             a = np.mean(window, axis=0)
             psnr = 10 * math.log10(4.0 / max(a[1], 1e-12))  # images span [-1, 1]
-            dt = time.time() - t_log
-            log(fh, "vae step %5d  p %.3f  lr %.2e  l1 %.4f  l2 %.5f  psnr %.1f dB  kl %.1f  %s  %.2f s/step"
+            dt, dc = (time.time() - t_log) / len(window), (time.process_time() - c_log) / len(window)
+            log(fh, "vae step %5d  p %.3f  lr %.2e  l1 %.4f  l2 %.5f  psnr %.1f dB  kl %.1f  %s  %.2f s/step (cpu %.2f s)"
                 % (budget.step, p, opt.param_groups[0]["lr"], a[0], a[1], psnr, a[2], "64px" if whole else "32px",
-                   dt / len(window)))
+                   dt, dc))
             history.append(dict(stage="vae", step=budget.step, l1=float(a[0]), l2=float(a[1]), psnr=psnr,
-                                kl=float(a[2]), sec_per_step=dt / len(window), elapsed=budget.elapsed()))
-            window, t_log = [], time.time()
-    log(fh, "vae: %d steps in %.1f min (%s limit)" % (budget.step, budget.elapsed() / 60,
-                                                        "step" if budget.step >= budget.steps else "time"))
+                                kl=float(a[2]), sec_per_step=dt, cpu_per_step=dc, elapsed=budget.elapsed()))
+            window, t_log, c_log = [], time.time(), time.process_time()
+    log(fh, "vae: %d steps in %.1f min, %.1f cpu-min (%s limit)" % (
+        budget.step, budget.elapsed() / 60, budget.cpu() / 60, "step" if budget.step >= budget.steps else "time"))
     return vae.eval()
 
 
@@ -185,15 +190,15 @@ def build_stage2(tok):
     return te, te_cfg, unet, unet_cfg
 
 
-def train_unet(args, te, unet, pool, scaling, empty_ids, fh, history):
+def train_unet(args, te, unet, pool, scaling, empty_ids, seconds, fh, history):
     means, stds, ids = pool
     params = list(unet.parameters()) + list(te.parameters())
     ema = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=args.unet_lr, betas=(0.9, 0.999), weight_decay=0.01)
     ac = alphas_cumprod()
     gen = torch.Generator().manual_seed(args.seed + 2)
-    budget = Budget(args.unet_steps, args.minutes * 60 * 0.65)
-    window, t_log = [], time.time()
+    budget = Budget(args.unet_steps, seconds)
+    window, t_log, c_log = [], time.time(), time.process_time()
     while not budget.done():
         p = budget.progress()
         set_lr(opt, lr_at(p, args.unet_lr))
@@ -224,14 +229,14 @@ def train_unet(args, te, unet, pool, scaling, empty_ids, fh, history):
         window.append((loss.item(), per.mean().item()))
         if budget.step % args.log_every == 0 or budget.done():
             a_ = np.mean(window, axis=0)
-            dt = time.time() - t_log
-            log(fh, "unet step %5d  p %.3f  lr %.2e  loss %.4f  mse %.4f  %.2f s/step"
-                % (budget.step, p, opt.param_groups[0]["lr"], a_[0], a_[1], dt / len(window)))
+            dt, dc = (time.time() - t_log) / len(window), (time.process_time() - c_log) / len(window)
+            log(fh, "unet step %5d  p %.3f  lr %.2e  loss %.4f  mse %.4f  %.2f s/step (cpu %.2f s)"
+                % (budget.step, p, opt.param_groups[0]["lr"], a_[0], a_[1], dt, dc))
             history.append(dict(stage="unet", step=budget.step, loss=float(a_[0]), mse=float(a_[1]),
-                                sec_per_step=dt / len(window), elapsed=budget.elapsed()))
-            window, t_log = [], time.time()
-    log(fh, "unet: %d steps in %.1f min (%s limit)" % (budget.step, budget.elapsed() / 60,
-                                                         "step" if budget.step >= budget.steps else "time"))
+                                sec_per_step=dt, cpu_per_step=dc, elapsed=budget.elapsed()))
+            window, t_log, c_log = [], time.time(), time.process_time()
+    log(fh, "unet: %d steps in %.1f min, %.1f cpu-min (%s limit)" % (
+        budget.step, budget.elapsed() / 60, budget.cpu() / 60, "step" if budget.step >= budget.steps else "time"))
     with torch.no_grad():
         for e, q in zip(ema, params):
             q.copy_(e)
@@ -239,6 +244,16 @@ def train_unet(args, te, unet, pool, scaling, empty_ids, fh, history):
 
 
 # ----------------------------------------------------------------------------- preview
+
+
+@torch.no_grad()
+def reconstructions(vae, rng, path, n=8):
+    """Top row: fresh images; bottom row: their VAE round trips (mean latents)."""
+    x, _ = data.batch(rng, n)
+    x = torch.from_numpy(x)
+    rec = vae.decode(vae.encode(x)[0])
+    rows = [((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy() for t in (x, rec)]
+    write_png(path, np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0))
 
 
 @torch.no_grad()
@@ -285,11 +300,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output diffusers folder")
     ap.add_argument("--minutes", type=float, default=120.0,
-                    help="wall-clock cap for the whole run (VAE 25%%, latent pool 10%%, UNet 65%%)")
+                    help="wall-clock cap for the whole run (VAE 25%%, latent pool 10%%, UNet the rest)")
     ap.add_argument("--smoke", action="store_true", help="a few steps of everything (plumbing check)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vae-from", help="reuse the vae/ of an earlier output folder instead of stage 1")
+    ap.add_argument("--vae-only", action="store_true", help="stop after stage 1 (the VAE gets all the minutes)")
     ap.add_argument("--vae-steps", type=int, default=3000)
     ap.add_argument("--vae-batch", type=int, default=32)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
@@ -334,12 +350,19 @@ def main():
     vcfg = vae_cfg()
     vcfg["scaling_factor"] = scaling
     export.save_component(args.out, "vae", vcfg, vae.state_dict(), "diffusion_pytorch_model.safetensors")
+    reconstructions(vae, rng, os.path.join(args.out, "train_vae_preview.png"))
+    if args.vae_only:
+        log(fh, "done in %.1f min (VAE only)" % ((time.time() - t0) / 60))
+        write_json(os.path.join(args.out, "train_history.json"), history)
+        return
 
     # 2. text encoder + UNet
     pool = encode_pool(vae, tok, rng, args.pool, args.minutes * 60 * 0.10, fh)
     te, te_cfg, unet, unet_cfg = build_stage2(tok)
     empty = torch.tensor(tok.encode(""))
-    te, unet = train_unet(args, te, unet, pool, scaling, empty, fh, history)
+    # The UNet gets what is left of --minutes, less ~45 s for saving and the preview.
+    left = args.minutes * 60 - (time.time() - t0) - 45
+    te, unet = train_unet(args, te, unet, pool, scaling, empty, max(left, 60.0), fh, history)
     export.save_component(args.out, "text_encoder", te_cfg, te.state_dict(), "model.safetensors")
     export.save_component(args.out, "unet", unet_cfg, unet.state_dict(), "diffusion_pytorch_model.safetensors")
 
