@@ -7,8 +7,8 @@ import dev.marble.tensors.Tensor;
 /**
  * C [M, N] = A [M, K] · B [K, N] (+ bias [N]). A and C are F32; leading dimensions are flattened into
  * M. B stays in its weight dtype and is decoded panel by panel ({@link PackedMatrix}). The work is
- * split over all threads, by rows of A or by panels of B, whichever deals out more evenly; called
- * from inside a parallel region it runs on the calling thread.
+ * shared by all threads in units of rows of A (or of panels of B when M is small) taken on demand;
+ * called from inside a parallel region it runs on the calling thread.
  */
 public final class Gemm {
     private Gemm() {

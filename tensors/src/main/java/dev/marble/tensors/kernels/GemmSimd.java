@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -47,11 +48,23 @@ final class GemmSimd {
         static final Blocking DEFAULT = new Blocking(512, 48 * 1024, 1024 * 1024);
     }
 
-    /** Per-thread scratch, grown on demand and then reused: decoded panels, the packed A block, one tile. */
+    /** Work units per thread, dealt out on demand: a thread slowed by other load simply takes fewer. */
+    private static final int UNITS_PER_THREAD = 4;
+
+    /**
+     * Per-thread scratch, grown on demand and then reused: decoded panels, the packed A block, one
+     * tile. It remembers which block of panels it holds, so the row units of one call decode the
+     * panels once per thread when K and N fit one block.
+     */
     private static final class Scratch {
         float[] b = new float[0];
         float[] a = new float[0];
         final float[] acc = new float[MR * NR];
+        /** The call (its unit counter) and the panel block and K block whose decoded panels b holds. */
+        Object call;
+        int pb;
+        int pe;
+        int k0;
 
         static float[] grow(float[] buf, int floats) {
             return buf.length >= floats ? buf : new float[floats];
@@ -67,7 +80,11 @@ final class GemmSimd {
         matmul(a, b, bias, c, m, Blocking.DEFAULT);
     }
 
-    /** With explicit blocking: tests use small blocks to reach every block edge on small shapes. */
+    /**
+     * With explicit blocking: tests use small blocks to reach every block edge on small shapes. The
+     * work is cut into units of MR-row tiles when there are more tiles than panels (each unit then
+     * decodes the panels it needs), else into units of panels (each then packs A).
+     */
     static void matmul(Tensor a, PackedMatrix b, Tensor bias, Tensor c, int m, Blocking blocking) {
         if (m == 0) {
             return;
@@ -76,24 +93,28 @@ final class GemmSimd {
         MemorySegment as = a.data();
         MemorySegment cs = c.data();
         MemorySegment bs = bias == null ? null : bias.data();
-        int threads = Parallel.threads();
         int tiles = (m + MR - 1) / MR;
-        if (balance(tiles, threads) >= balance(panels, threads)) {
-            Parallel.forChunks(m, MR, (chunk, m0, m1) -> run(as, b, bs, cs, m0, m1, 0, panels, blocking));
-        } else {
-            Parallel.forChunks(panels, (chunk, p0, p1) -> run(as, b, bs, cs, 0, m, p0, p1, blocking));
-        }
-    }
-
-    /** Fraction of the threads' time spent working when {@code units} equal units are dealt out. */
-    private static double balance(int units, int threads) {
-        int per = (units + threads - 1) / threads;
-        return (double) units / ((long) per * threads);
+        boolean byRows = tiles >= panels;
+        int total = byRows ? tiles : panels;
+        int per = (total + Parallel.threads() * UNITS_PER_THREAD - 1) / (Parallel.threads() * UNITS_PER_THREAD);
+        int units = (total + per - 1) / per;
+        AtomicInteger next = new AtomicInteger();
+        Parallel.forChunks(Math.min(Parallel.threads(), units), (chunk, from, to) -> {
+            for (int u = next.getAndIncrement(); u < units; u = next.getAndIncrement()) {
+                int u0 = u * per;
+                int u1 = Math.min(total, u0 + per);
+                if (byRows) {
+                    run(as, b, bs, cs, u0 * MR, Math.min(m, u1 * MR), 0, panels, blocking, next);
+                } else {
+                    run(as, b, bs, cs, 0, m, u0, u1, blocking, next);
+                }
+            }
+        });
     }
 
     /** C rows [m0, m1) × panels [p0, p1). */
     private static void run(MemorySegment a, PackedMatrix b, MemorySegment bias, MemorySegment c,
-                            int m0, int m1, int p0, int p1, Blocking blocking) {
+                            int m0, int m1, int p0, int p1, Blocking blocking, Object call) {
         int k = b.k();
         int n = b.n();
         int kBlocks = (k + blocking.kc() - 1) / blocking.kc();
@@ -101,7 +122,11 @@ final class GemmSimd {
         int mc = Math.min(m1 - m0 + MR - 1, Math.max(MR, blocking.aBlock() / kcMax)) / MR * MR;
         int panelsPerBlock = Math.min(p1 - p0, Math.max(1, blocking.bBlock() / (kcMax * NR)));
         Scratch s = SCRATCH.get();
-        float[] bb = s.b = Scratch.grow(s.b, panelsPerBlock * kcMax * NR);
+        if (s.b.length < panelsPerBlock * kcMax * NR) {
+            s.b = new float[panelsPerBlock * kcMax * NR];
+            s.call = null;
+        }
+        float[] bb = s.b;
         float[] ab = s.a = Scratch.grow(s.a, mc * kcMax);
         for (int pb = p0; pb < p1; pb += panelsPerBlock) {
             int pe = Math.min(p1, pb + panelsPerBlock);
@@ -109,8 +134,14 @@ final class GemmSimd {
                 int kc = Math.min(kcMax, k - k0);
                 boolean first = k0 == 0;
                 MemorySegment lastBias = k0 + kc == k ? bias : null;
-                for (int p = pb; p < pe; p++) {
-                    b.decode(p, k0, kc, bb, (p - pb) * kc * NR);
+                if (s.call != call || s.pb != pb || s.pe != pe || s.k0 != k0) {
+                    for (int p = pb; p < pe; p++) {
+                        b.decode(p, k0, kc, bb, (p - pb) * kc * NR);
+                    }
+                    s.call = call;
+                    s.pb = pb;
+                    s.pe = pe;
+                    s.k0 = k0;
                 }
                 for (int ib = m0; ib < m1; ib += mc) {
                     int ie = Math.min(m1, ib + mc);
