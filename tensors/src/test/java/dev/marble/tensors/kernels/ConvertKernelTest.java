@@ -160,8 +160,8 @@ class ConvertKernelTest {
     private static void assertSameHalf(short want, short got, float from, boolean f16) {
         int expMask = f16 ? 0x7c00 : 0x7f80;
         boolean wantNaN = (want & expMask) == expMask && (want & ~expMask & 0x7fff) != 0;
-        String what = (f16 ? "f16" : "bf16") + " of " + from + " (0x" + Integer.toHexString(Float.floatToRawIntBits(from))
-                + ")";
+        String what = (f16 ? "f16" : "bf16") + " of " + from + " (0x"
+                + Integer.toHexString(Float.floatToRawIntBits(from)) + ")";
         if (wantNaN) {
             assertTrue((got & expMask) == expMask && (got & ~expMask & 0x7fff) != 0, what + ": expected NaN, got 0x"
                     + Integer.toHexString(got & 0xffff));
