@@ -146,7 +146,8 @@ final class ActivationSimd {
 
     private static void scaleRow(MemorySegment os, long base, int n, int end, float inv) {
         for (int j = 0; j < end; j += VL) {
-            FloatVector.fromMemorySegment(S, os, (base + j) * 4L, LE).mul(inv).intoMemorySegment(os, (base + j) * 4L, LE);
+            FloatVector.fromMemorySegment(S, os, (base + j) * 4L, LE).mul(inv)
+                    .intoMemorySegment(os, (base + j) * 4L, LE);
         }
         for (int j = end; j < n; j++) {
             os.setAtIndex(F, base + j, os.getAtIndex(F, base + j) * inv);

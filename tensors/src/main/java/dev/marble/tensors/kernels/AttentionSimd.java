@@ -46,7 +46,7 @@ final class AttentionSimd {
 
     /** Per-worker buffers, grown on demand and reused across calls. */
     private static final class Scratch {
-        /** K of the packed heads of one batch entry: head h at h·kpad·d, see {@link #packHeads}. */
+        /** K of the packed heads [h0, h1) of one batch entry: head h at (h - h0)·kpad·d, see {@link #packHeads}. */
         float[] k = new float[0];
         /** V likewise. */
         float[] v = new float[0];
@@ -65,10 +65,10 @@ final class AttentionSimd {
         final int[] rowIdx = new int[TQ];
         int rowIdxC = -1;
 
-        void ensure(int kpad, int d, int c) {
-            if (k.length < kpad * c) {
-                k = new float[kpad * c];
-                v = new float[kpad * c];
+        void ensure(int kpad, int d, int c, int packedHeads) {
+            if (k.length < kpad * d * packedHeads) {
+                k = new float[kpad * d * packedHeads];
+                v = new float[kpad * d * packedHeads];
             }
             // Oᵀ is read back with VL-lane gathers, masked on the last group of dimensions; the masked
             // gather still range-checks every lane, so Oᵀ spans whole vectors of dimensions.
@@ -127,7 +127,7 @@ final class AttentionSimd {
         MemorySegment os = out.data();
         Parallel.forChunks(b * (perHead ? heads : 1) * qtiles, (chunk, t0, t1) -> {
             Scratch s = SCRATCH.get();
-            s.ensure(kpad, d, c);
+            s.ensure(kpad, d, c, perHead ? 1 : heads);
             int packed = -1;
             for (int t = t0; t < t1; t++) {
                 int group = t / qtiles; // batch entry, or (batch, head) pair
@@ -145,7 +145,7 @@ final class AttentionSimd {
                 Arrays.fill(s.qblock, nq * c, TQ * c, 0f);
                 int kend = causal ? Math.min(lk, q0 + nq) : lk;
                 for (int h = h0; h < h1; h++) {
-                    tile(s, h, c, d, kpad, q0, nq, kend, causal, scale);
+                    tile(s, h, (h - h0) * kpad * d, c, d, kpad, q0, nq, kend, causal, scale);
                 }
                 if (perHead) {
                     for (int i = 0; i < nq; i++) {
@@ -160,7 +160,7 @@ final class AttentionSimd {
     }
 
     /**
-     * Packs K and V of heads [h0, h1) of batch entry bi: head h's K at h·kpad·d as [kpad][d], its V
+     * Packs K and V of heads [h0, h1) of batch entry bi: head h's K at (h - h0)·kpad·d as [kpad][d], its V
      * at the same offset grouped by DR dimensions: group g holds [kpad][DR] (V[j][DR·g + r] at
      * g·kpad·DR + j·DR + r) and the d mod DR remaining dimensions follow as [rest][kpad]. The P·V
      * kernel then reads V with a constant stride, which lets C2 drop the bounds checks. Padded key
@@ -177,19 +177,19 @@ final class AttentionSimd {
             if (j < lk) {
                 long off = (((long) bi * lk + j) * c + (long) h0 * d) * 4L;
                 loadRow(ks, off, row, 0, width);
-                for (int h = h0; h < h1; h++) {
-                    System.arraycopy(row, (h - h0) * d, kp, (h * kpad + j) * d, d);
+                for (int h = 0; h < h1 - h0; h++) {
+                    System.arraycopy(row, h * d, kp, (h * kpad + j) * d, d);
                 }
                 loadRow(vs, off, row, 0, width);
             } else {
                 Arrays.fill(row, 0, width, 0f);
-                for (int h = h0; h < h1; h++) {
+                for (int h = 0; h < h1 - h0; h++) {
                     Arrays.fill(kp, (h * kpad + j) * d, (h * kpad + j + 1) * d, 0f);
                 }
             }
-            for (int h = h0; h < h1; h++) {
+            for (int h = 0; h < h1 - h0; h++) {
                 int base = h * kpad * d;
-                int hd = (h - h0) * d;
+                int hd = h * d;
                 for (int g = 0; g < groups; g++) {
                     int dst = base + (g * kpad + j) * DR;
                     for (int r = 0; r < DR; r++) {
@@ -220,15 +220,17 @@ final class AttentionSimd {
         }
     }
 
-    /** Head h of the query tile [q0, q0 + nq) in s.qblock against keys [0, kend), into s.oblock. */
-    private static void tile(Scratch s, int h, int c, int d, int kpad, int q0, int nq, int kend, boolean causal,
-            float scale) {
+    /**
+     * Head h (packed at hb) of the query tile [q0, q0 + nq) in s.qblock against keys [0, kend), into
+     * s.oblock.
+     */
+    private static void tile(Scratch s, int h, int hb, int c, int d, int kpad, int q0, int nq, int kend,
+            boolean causal, float scale) {
         float[] qt = s.qt;
         float[] ot = s.ot;
         float[] st = s.st;
         float[] kp = s.k;
         float[] vp = s.v;
-        int hb = h * kpad * d;
         // 1. Qᵀ·scale, gathered from the block's columns (its padded rows are zero).
         float[] qblock = s.qblock;
         int[] rowIdx = s.rowIdx;

@@ -107,7 +107,10 @@ class ConvertKernelTest {
         }
     }
 
-    /** Random bit patterns, every half and its neighbours' midpoints, range edges, specials. */
+    /**
+     * Random bit patterns, every finite half (the round trip) and the midpoints to its neighbour
+     * (ties), range edges, specials.
+     */
     private static float[] narrowingCases() {
         List<Float> v = new ArrayList<>();
         Random rnd = new Random(11);
@@ -118,7 +121,7 @@ class ConvertKernelTest {
             float a = Float.float16ToFloat((short) h);
             float b = Float.float16ToFloat((short) (h + 1));
             float mid = (float) (((double) a + b) / 2); // exact: 11 significant bits + 1
-            float[] near = h % 4 == 0 ? new float[] {a, mid, Math.nextUp(mid), Math.nextDown(mid)} : new float[] {mid};
+            float[] near = h % 4 == 0 ? new float[] {a, mid, Math.nextUp(mid), Math.nextDown(mid)} : new float[] {a, mid};
             for (float x : near) {
                 v.add(x);
                 v.add(-x);
@@ -160,8 +163,8 @@ class ConvertKernelTest {
     private static void assertSameHalf(short want, short got, float from, boolean f16) {
         int expMask = f16 ? 0x7c00 : 0x7f80;
         boolean wantNaN = (want & expMask) == expMask && (want & ~expMask & 0x7fff) != 0;
-        String what = (f16 ? "f16" : "bf16") + " of " + from + " (0x" + Integer.toHexString(Float.floatToRawIntBits(from))
-                + ")";
+        String what = (f16 ? "f16" : "bf16") + " of " + from + " (0x"
+                + Integer.toHexString(Float.floatToRawIntBits(from)) + ")";
         if (wantNaN) {
             assertTrue((got & expMask) == expMask && (got & ~expMask & 0x7fff) != 0, what + ": expected NaN, got 0x"
                     + Integer.toHexString(got & 0xffff));
