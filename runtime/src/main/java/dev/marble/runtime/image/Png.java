@@ -76,6 +76,12 @@ public final class Png {
             }
             tmp = Files.createTempFile(dir, "." + abs.getFileName(), ".part");
             tmp.toFile().deleteOnExit();
+            try {
+                // Temporary files are private (0600); the image is an ordinary output file.
+                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+            } catch (UnsupportedOperationException e) {
+                // Not a POSIX file system: the default permissions stand.
+            }
             try (OutputStream o = Files.newOutputStream(tmp)) {
                 o.write(bytes);
             }

@@ -41,6 +41,7 @@ class PngTest {
         String raw = new String(Files.readAllBytes(out), StandardCharsets.ISO_8859_1);
         assertTrue(raw.contains("tEXtparameters\0a cat\nSteps: 20, Seed: 42"));
         assertTrue(raw.contains("iTXtcomment\0\0\0\0\0"));
+        assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(out)));
         try (var files = Files.list(dir)) {
             assertEquals(1, files.count(), "no temporary file is left behind");
         }
