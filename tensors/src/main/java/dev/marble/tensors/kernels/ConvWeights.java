@@ -29,6 +29,8 @@ public final class ConvWeights {
     static final int IC_ALIGN = 32;
     /** Target floats in one decoded slab: 36 KB measured faster than 18 or 72 KB. */
     private static final int SLAB_FLOATS = 9216;
+    /** Most input channels per slab (1×1 convs): keeps a band's A per slab small enough for L2. */
+    private static final int MAX_KC = 256;
 
     private final Conv2dFormat format;
     private final int oc;
@@ -83,7 +85,7 @@ public final class ConvWeights {
         int nr = 2 * Simd.lanes();
         int kk = kh * kw;
         int icPad = roundUp(ic, IC_ALIGN);
-        int kc = Math.min(icPad, Math.max(IC_ALIGN, SLAB_FLOATS / (kk * nr) / IC_ALIGN * IC_ALIGN));
+        int kc = Math.min(icPad, Math.clamp(SLAB_FLOATS / (kk * nr) / IC_ALIGN * IC_ALIGN, IC_ALIGN, MAX_KC));
         int ocBlocks = (oc + nr - 1) / nr;
         long elems = (long) ocBlocks * nr * icPad * kk;
         int es = format.elementBytes();
