@@ -68,6 +68,16 @@ abstract class BaseScheduler implements Scheduler {
                     for (int i = 0; i < n; i++) {
                         out[i] = (double) (n - 1 - i) * ratio + stepsOffset;
                     }
+                    if (out[0] >= t) {
+                        // diffusers would index alphas_cumprod[T] here and fail with an IndexError.
+                        int most = n - 1;
+                        while (most > 1 && (double) (most - 1) * (t / most) + stepsOffset >= t) {
+                            most--;
+                        }
+                        throw new MarbleException(n + " inference steps with leading spacing and steps_offset "
+                                + stepsOffset + " reach timestep " + (long) out[0] + ", beyond the " + t
+                                + " training timesteps; use at most " + most + " steps");
+                    }
                 }
                 case TRAILING -> {
                     double[] y = RefMath.arange(t, 0, -((double) t / n));

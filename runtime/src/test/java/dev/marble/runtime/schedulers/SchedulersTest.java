@@ -72,6 +72,10 @@ class SchedulersTest {
                     () -> Schedulers.create("DDIM", sd15().with("beta_start", "small"), 10, arena));
             assertThrows(MarbleException.class, () -> Schedulers.create("Euler", sd15(), 0, arena));
             assertThrows(MarbleException.class, () -> Schedulers.create("Euler", sd15(), 1001, arena));
+            // leading spacing with steps_offset 1: 1000 steps would reach timestep 1000 (diffusers: IndexError)
+            MarbleException e = assertThrows(MarbleException.class, () -> Schedulers.create("PNDM", sd15(), 1000, arena));
+            assertTrue(e.getMessage().contains("timestep 1000") && e.getMessage().contains("at most 999"), e.getMessage());
+            assertEquals(999, Schedulers.create("PNDM", sd15(), 999, arena).numInferenceSteps());
             assertThrows(MarbleException.class, () -> Schedulers.create("LCM", sd15(), 51, arena));
             assertThrows(MarbleException.class, () -> Schedulers.create("DPMSolverMultistepScheduler",
                     sd15().with("algorithm_type", "dpmsolver"), 10, arena)); // needs final_sigmas_type sigma_min
