@@ -29,6 +29,9 @@ final class GenerateCommand implements Runnable {
     @Mixin
     ModelOptions model;
 
+    @Mixin
+    QuantOption quant;
+
     @Option(names = {"-p", "--prompt"}, required = true, description = "What to draw.")
     String prompt;
 
@@ -81,7 +84,7 @@ final class GenerateCommand implements Runnable {
     public void run() {
         options.apply();
         GenerationRequest request = request();
-        try (Marble m = model.load(EnumSet.allOf(Component.class), options)) {
+        try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format())) {
             AtomicBoolean cancelled = new AtomicBoolean();
             CountDownLatch finished = new CountDownLatch(1);
             // Ctrl-C: stop between steps and write nothing; the hook waits for the loop to notice.
