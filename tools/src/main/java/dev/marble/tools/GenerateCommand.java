@@ -127,7 +127,8 @@ final class GenerateCommand implements Runnable {
         }
     }
 
-    private GenerationRequest request() {
+    /** The request these options describe (the drift test builds golden requests through it). */
+    GenerationRequest request() {
         GenerationRequest.Builder b = GenerationRequest.builder().prompt(prompt).negativePrompt(negativePrompt)
                 .steps(steps).cfgScale(cfgScale).sampler(sampler).size(width, height).batchCount(batchCount)
                 .strength(strength);
