@@ -2,12 +2,15 @@ package dev.marble.weights.quant;
 
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
+import dev.marble.tensors.quant.QuantFormat;
 import dev.marble.tensors.quant.QuantizedTensor;
 import dev.marble.weights.TensorSource;
 import java.lang.foreign.Arena;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Quantization on load: an unquantized component's weights seen as {@code marble quantize} would have
@@ -50,12 +53,19 @@ public final class QuantizingSource implements TensorSource {
      * it gets. Closing the result frees its temporaries; {@code base} stays open (its owner closes it).
      */
     public static QuantizingSource wrap(TensorSource base, String component, QuantRules rules) {
+        Set<QuantFormat> formats = new TreeSet<>(Comparator.comparingInt(QuantFormat.all()::indexOf));
+        int quantized = 0;
         for (String k : base.keys()) {
             QuantizedTensor q = base.quantized(k);
             if (q != null) {
-                throw new MarbleException(base.describe() + ": already quantized (" + q.format() + ", e.g. '" + k
-                        + "'); load it as it is, quantizing on load needs F32, F16 or BF16 weights");
+                formats.add(q.format());
+                quantized++;
             }
+        }
+        if (quantized > 0) {
+            throw new MarbleException(base.describe() + ": already quantized (" + quantized + " weights in "
+                    + String.join(", ", formats.stream().map(QuantFormat::id).toList())
+                    + "); load it as it is, quantizing on load needs F32, F16 or BF16 weights");
         }
         return new QuantizingSource(base, component, rules);
     }
