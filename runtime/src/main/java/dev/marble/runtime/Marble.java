@@ -10,7 +10,10 @@ import dev.marble.runtime.unet.UNetConfig;
 import dev.marble.runtime.vae.AutoencoderKL;
 import dev.marble.runtime.vae.AutoencoderKLConfig;
 import dev.marble.tensors.MarbleException;
+import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
+import dev.marble.weights.quant.QuantRules;
+import dev.marble.weights.quant.QuantizingSource;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
@@ -21,6 +24,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Function;
 
 /**
  * A loaded Stable Diffusion model: load once, then generate many times, from many threads.
@@ -75,27 +79,19 @@ public final class Marble implements AutoCloseable {
         try (ModelFiles files = ModelFiles.open(path, options)) {
             Set<String> unused = new TreeSet<>();
             ClipTokenizer tokenizer = options.wants(Component.TOKENIZER) ? ClipTokenizer.load(files.tokenizerDir()) : null;
-            ClipTextModel te = null;
-            if (options.wants(Component.TEXT_ENCODER)) {
-                WeightScope w = WeightScope.root(files.weights(Component.TEXT_ENCODER));
-                te = ClipTextModel.load(ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER)), w.at("text_model"), arena);
-                unused.addAll(w.unusedKeys());
-            }
+            ClipTextModel te = options.wants(Component.TEXT_ENCODER) ? component(files, Component.TEXT_ENCODER, options,
+                    unused, w -> ClipTextModel.load(ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER)),
+                            w.at("text_model"), arena)) : null;
             UNet2DConditionModel unet = null;
             int sampleSize = 64;
             if (options.wants(Component.UNET)) {
-                WeightScope w = WeightScope.root(files.weights(Component.UNET));
                 JsonNode config = files.config(Component.UNET);
-                unet = UNet2DConditionModel.load(UNetConfig.parse(config, "unet config"), w, arena);
+                unet = component(files, Component.UNET, options, unused,
+                        w -> UNet2DConditionModel.load(UNetConfig.parse(config, "unet config"), w, arena));
                 sampleSize = config.path("sample_size").asInt(64);
-                unused.addAll(w.unusedKeys());
             }
-            AutoencoderKL vae = null;
-            if (options.wants(Component.VAE)) {
-                WeightScope w = WeightScope.root(files.weights(Component.VAE));
-                vae = AutoencoderKL.load(AutoencoderKLConfig.fromJson(files.config(Component.VAE)), w, arena);
-                unused.addAll(w.unusedKeys());
-            }
+            AutoencoderKL vae = options.wants(Component.VAE) ? component(files, Component.VAE, options, unused,
+                    w -> AutoencoderKL.load(AutoencoderKLConfig.fromJson(files.config(Component.VAE)), w, arena)) : null;
             SchedulerConfig sched = options.wants(Component.SCHEDULER)
                     ? SchedulerConfig.of(files.config(Component.SCHEDULER)) : null;
             return new Marble(arena, files.name(), files.hashFile(), tokenizer, te, unet, vae, sched,
@@ -103,6 +99,27 @@ public final class Marble implements AutoCloseable {
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
+        }
+    }
+
+    /**
+     * Builds one component from its weights, quantized on load when {@code options} ask for it (the
+     * quantized copies are freed before this returns); adds the keys it did not read to {@code unused}.
+     */
+    private static <T> T component(ModelFiles files, Component c, LoadOptions options, Set<String> unused,
+            Function<WeightScope, T> build) {
+        TensorSource src = files.weights(c);
+        QuantizingSource q = options.quant() == null ? null
+                : QuantizingSource.wrap(src, c.folder(), QuantRules.defaults(options.quant()));
+        try {
+            WeightScope w = WeightScope.root(q != null ? q : src);
+            T model = build.apply(w);
+            unused.addAll(w.unusedKeys());
+            return model;
+        } finally {
+            if (q != null) {
+                q.close();
+            }
         }
     }
 

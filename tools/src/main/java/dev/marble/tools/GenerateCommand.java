@@ -29,6 +29,9 @@ final class GenerateCommand implements Runnable {
     @Mixin
     ModelOptions model;
 
+    @Mixin
+    QuantOption quant;
+
     @Option(names = {"-p", "--prompt"}, required = true, description = "What to draw.")
     String prompt;
 
@@ -81,7 +84,7 @@ final class GenerateCommand implements Runnable {
     public void run() {
         options.apply();
         GenerationRequest request = request();
-        try (Marble m = model.load(EnumSet.allOf(Component.class), options)) {
+        try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format())) {
             AtomicBoolean cancelled = new AtomicBoolean();
             CountDownLatch finished = new CountDownLatch(1);
             // Ctrl-C: stop between steps and write nothing; the hook waits for the loop to notice.
@@ -124,7 +127,8 @@ final class GenerateCommand implements Runnable {
         }
     }
 
-    private GenerationRequest request() {
+    /** The request these options describe (the drift test builds golden requests through it). */
+    GenerationRequest request() {
         GenerationRequest.Builder b = GenerationRequest.builder().prompt(prompt).negativePrompt(negativePrompt)
                 .steps(steps).cfgScale(cfgScale).sampler(sampler).size(width, height).batchCount(batchCount)
                 .strength(strength);

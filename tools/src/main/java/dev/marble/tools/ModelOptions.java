@@ -4,6 +4,7 @@ import dev.marble.runtime.Component;
 import dev.marble.runtime.LoadOptions;
 import dev.marble.runtime.Marble;
 import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.quant.QuantFormat;
 import java.nio.file.Path;
 import java.util.Set;
 import picocli.CommandLine.Option;
@@ -24,10 +25,15 @@ final class ModelOptions {
     Path tokenizer;
 
     Marble load(Set<Component> components, Options common) {
+        return load(components, common, null);
+    }
+
+    /** Loads {@code components}, quantized on load to {@code quant} unless it is null. */
+    Marble load(Set<Component> components, Options common, QuantFormat quant) {
         if (variant != null && variant.isBlank()) {
             throw new MarbleException("--variant: empty name");
         }
-        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components));
+        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components, quant));
         if (common.verbose() && !m.unusedKeys().isEmpty()) {
             System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
         }
