@@ -35,6 +35,36 @@ record Caption(String text, List<Thing> things, String relation, String position
         background = List.copyOf(background);
     }
 
+    /** This caption with other parts, written out in the grammar. */
+    Caption with(List<Thing> things, String relation, String position, List<String> background) {
+        StringBuilder sb = new StringBuilder(phrase(things.get(0)));
+        if (relation != null) {
+            sb.append(' ').append(relation).append(' ').append(phrase(things.get(1)));
+        } else if (position != null) {
+            sb.append(' ').append(position);
+        }
+        if (!background.isEmpty()) {
+            String first = background.get(0);
+            sb.append(" on ").append(article(first)).append(' ').append(String.join(" and ", background))
+                    .append(" background");
+        }
+        return parse(sb.toString());
+    }
+
+    private static String phrase(Thing t) {
+        StringBuilder words = new StringBuilder();
+        for (String w : new String[] {t.size(), t.colour(), t.shape()}) {
+            if (w != null) {
+                words.append(words.isEmpty() ? "" : " ").append(w);
+            }
+        }
+        return article(words.toString()) + " " + words;
+    }
+
+    private static String article(String word) {
+        return "aeiou".indexOf(word.charAt(0)) >= 0 ? "an" : "a";
+    }
+
     /** Parses {@code text}; anything outside the grammar is an IllegalArgumentException naming the caption. */
     static Caption parse(String text) {
         return new Parser(text).caption();
