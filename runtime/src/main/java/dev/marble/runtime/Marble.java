@@ -123,6 +123,32 @@ public final class Marble implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether this build carries a default model: a small model bundled in the jar (trained on
+     * images of coloured shapes; see tools/train) that {@link #loadDefault()} loads.
+     */
+    public static boolean hasDefaultModel() {
+        return BundledModel.present(Marble.class.getClassLoader(), BundledModel.ROOT);
+    }
+
+    /** Loads the bundled default model, all components; see {@link #loadDefault(LoadOptions)}. */
+    public static Marble loadDefault() {
+        return loadDefault(LoadOptions.defaults());
+    }
+
+    /**
+     * Loads the bundled default model, a diffusers folder inside the jar. Its files are extracted
+     * once to the user's cache directory ({@code marble.cache}, else {@code $XDG_CACHE_HOME/marble},
+     * else {@code ~/.cache/marble}), or to a temporary directory when that is not writable, and
+     * memory-mapped from there as any model folder; later runs reuse the copy.
+     *
+     * @throws MarbleException if the build has no bundled model ({@link #hasDefaultModel()})
+     */
+    public static Marble loadDefault(LoadOptions options) {
+        return load(BundledModel.folder(Marble.class.getClassLoader(), BundledModel.ROOT, BundledModel.defaultCache()),
+                options);
+    }
+
     /** Generates {@code request.batchCount()} images. */
     public GenerationResult generate(GenerationRequest request, GenerationListener listener) {
         return new StableDiffusionPipeline(this).run(request, listener == null ? GenerationListener.NONE : listener);

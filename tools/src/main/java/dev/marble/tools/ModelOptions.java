@@ -11,8 +11,8 @@ import picocli.CommandLine.Option;
 
 /** How a command finds and loads its model. */
 final class ModelOptions {
-    @Option(names = {"-m", "--model"}, paramLabel = "M", required = true,
-            description = "A diffusers folder or a single-file .safetensors checkpoint.")
+    @Option(names = {"-m", "--model"}, paramLabel = "M",
+            description = "A diffusers folder or a single-file .safetensors checkpoint (default: the model bundled in the jar, if any).")
     Path model;
 
     @Option(names = "--variant", paramLabel = "NAME", description = "Weights variant of a diffusers folder, e.g. fp16.")
@@ -33,7 +33,15 @@ final class ModelOptions {
         if (variant != null && variant.isBlank()) {
             throw new MarbleException("--variant: empty name");
         }
-        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components, quant));
+        LoadOptions options = new LoadOptions(variant, config, tokenizer, components, quant);
+        Marble m;
+        if (model != null) {
+            m = Marble.load(model, options);
+        } else if (Marble.hasDefaultModel()) {
+            m = Marble.loadDefault(options);
+        } else {
+            throw new MarbleException("--model is required: this build has no bundled default model");
+        }
         if (common.verbose() && !m.unusedKeys().isEmpty()) {
             System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
         }
