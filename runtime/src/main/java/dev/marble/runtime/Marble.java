@@ -10,6 +10,7 @@ import dev.marble.runtime.unet.UNetConfig;
 import dev.marble.runtime.vae.AutoencoderKL;
 import dev.marble.runtime.vae.AutoencoderKLConfig;
 import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.NativeMemory;
 import dev.marble.weights.WeightScope;
 import java.io.IOException;
 import java.io.InputStream;
@@ -18,9 +19,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.Collections;
 import java.util.HexFormat;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 
 /**
  * A loaded Stable Diffusion model: load once, then generate many times, from many threads.
@@ -35,33 +39,61 @@ import java.util.TreeSet;
  * <p>After loading, the model is immutable: weights are packed into memory owned by the model and
  * the files are closed. Each generation owns its scratch memory, so concurrent generations do not
  * interfere. {@link #close()} frees the weights; no generation may run then.
+ *
+ * <p>With {@link LoadOptions#staged()}, loading reads only the configs and the tokenizer; each weighted
+ * component is loaded when a generation's stage starts and freed when it ends, so the peak memory is
+ * that of the largest stage instead of the whole model (see {@link LoadOptions}).
  */
 public final class Marble implements AutoCloseable {
     private final Arena arena;
     private final String name;
     private final Path hashFile;
     private final ClipTokenizer tokenizer;
-    private final ClipTextModel textEncoder;
-    private final UNet2DConditionModel unet;
-    private final AutoencoderKL vae;
+    private final ComponentSlot<ClipTextModel> textEncoder;
+    private final ComponentSlot<UNet2DConditionModel> unet;
+    private final UNetConfig unetConfig;
+    private final ComponentSlot<AutoencoderKL> vae;
+    private final ComponentSlot<AutoencoderKL> vaeDecoder;
+    private final ComponentSlot<AutoencoderKL> vaeEncoder;
+    private final AutoencoderKLConfig vaeConfig;
     private final SchedulerConfig schedulerConfig;
     private final Set<String> unusedKeys;
     private final int sampleSize;
     private volatile String hash;
 
-    private Marble(Arena arena, String name, Path hashFile, ClipTokenizer tokenizer, ClipTextModel textEncoder,
-            UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, Set<String> unusedKeys,
-            int sampleSize) {
-        this.arena = arena;
-        this.name = name;
-        this.hashFile = hashFile;
-        this.tokenizer = tokenizer;
-        this.textEncoder = textEncoder;
-        this.unet = unet;
-        this.vae = vae;
-        this.schedulerConfig = schedulerConfig;
-        this.unusedKeys = unusedKeys;
-        this.sampleSize = sampleSize;
+    private Marble(Builder b) {
+        this.arena = b.arena;
+        this.name = b.name;
+        this.hashFile = b.hashFile;
+        this.tokenizer = b.tokenizer;
+        this.textEncoder = b.textEncoder;
+        this.unet = b.unet;
+        this.unetConfig = b.unetConfig;
+        this.vae = b.vae;
+        this.vaeDecoder = b.vaeDecoder;
+        this.vaeEncoder = b.vaeEncoder;
+        this.vaeConfig = b.vaeConfig;
+        this.schedulerConfig = b.schedulerConfig;
+        this.unusedKeys = b.unusedKeys;
+        this.sampleSize = b.sampleSize;
+    }
+
+    /** What {@link #load} gathers before the model is built. */
+    private static final class Builder {
+        Arena arena;
+        String name;
+        Path hashFile;
+        ClipTokenizer tokenizer;
+        ComponentSlot<ClipTextModel> textEncoder;
+        ComponentSlot<UNet2DConditionModel> unet;
+        UNetConfig unetConfig;
+        ComponentSlot<AutoencoderKL> vae;
+        ComponentSlot<AutoencoderKL> vaeDecoder;
+        ComponentSlot<AutoencoderKL> vaeEncoder;
+        AutoencoderKLConfig vaeConfig;
+        SchedulerConfig schedulerConfig;
+        Set<String> unusedKeys;
+        int sampleSize = 64;
     }
 
     /** Loads a diffusers folder or a single-file checkpoint, all components, plain weights. */
@@ -69,41 +101,91 @@ public final class Marble implements AutoCloseable {
         return load(path, LoadOptions.defaults());
     }
 
-    /** Loads the components {@code options} asks for. */
+    /** Loads the components {@code options} asks for (or, when staged, only their configs). */
     public static Marble load(Path path, LoadOptions options) {
         Arena arena = Arena.ofShared();
         try (ModelFiles files = ModelFiles.open(path, options)) {
-            Set<String> unused = new TreeSet<>();
-            ClipTokenizer tokenizer = options.wants(Component.TOKENIZER) ? ClipTokenizer.load(files.tokenizerDir()) : null;
-            ClipTextModel te = null;
+            Builder b = new Builder();
+            b.arena = arena;
+            b.name = files.name();
+            b.hashFile = files.hashFile();
+            // Staged: weights are read again by each stage, and their unused keys are added as it loads.
+            Set<String> unused = options.staged() ? ConcurrentHashMap.newKeySet() : new TreeSet<>();
+            b.tokenizer = options.wants(Component.TOKENIZER) ? ClipTokenizer.load(files.tokenizerDir()) : null;
             if (options.wants(Component.TEXT_ENCODER)) {
-                WeightScope w = WeightScope.root(files.weights(Component.TEXT_ENCODER));
-                te = ClipTextModel.load(ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER)), w.at("text_model"), arena);
-                unused.addAll(w.unusedKeys());
+                ClipTextConfig c = ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER));
+                b.textEncoder = options.staged()
+                        ? ComponentSlot.staged("text_encoder", a -> staged(path, options, f -> loadTextEncoder(f, c, a, unused)))
+                        : ComponentSlot.resident("text_encoder", loadTextEncoder(files, c, arena, unused));
             }
-            UNet2DConditionModel unet = null;
-            int sampleSize = 64;
             if (options.wants(Component.UNET)) {
-                WeightScope w = WeightScope.root(files.weights(Component.UNET));
                 JsonNode config = files.config(Component.UNET);
-                unet = UNet2DConditionModel.load(UNetConfig.parse(config, "unet config"), w, arena);
-                sampleSize = config.path("sample_size").asInt(64);
-                unused.addAll(w.unusedKeys());
+                UNetConfig c = UNetConfig.parse(config, "unet config");
+                b.unetConfig = c;
+                b.sampleSize = config.path("sample_size").asInt(64);
+                b.unet = options.staged()
+                        ? ComponentSlot.staged("unet", a -> staged(path, options, f -> loadUnet(f, c, a, unused)))
+                        : ComponentSlot.resident("unet", loadUnet(files, c, arena, unused));
             }
-            AutoencoderKL vae = null;
             if (options.wants(Component.VAE)) {
-                WeightScope w = WeightScope.root(files.weights(Component.VAE));
-                vae = AutoencoderKL.load(AutoencoderKLConfig.fromJson(files.config(Component.VAE)), w, arena);
-                unused.addAll(w.unusedKeys());
+                AutoencoderKLConfig c = AutoencoderKLConfig.fromJson(files.config(Component.VAE));
+                b.vaeConfig = c;
+                if (options.staged()) {
+                    // Each half alone: decoder.* and post_quant_conv.*, or encoder.* and quant_conv.*.
+                    b.vaeDecoder = ComponentSlot.staged("vae decoder", a -> staged(path, options,
+                            f -> loadVae(f, a, unused, "encoder.", "quant_conv.", w -> AutoencoderKL.loadDecoder(c, w, a))));
+                    b.vaeEncoder = ComponentSlot.staged("vae encoder", a -> staged(path, options,
+                            f -> loadVae(f, a, unused, "decoder.", "post_quant_conv.", w -> AutoencoderKL.loadEncoder(c, w, a))));
+                    b.vae = b.vaeDecoder; // only for vae()'s message: the whole VAE is never loaded staged
+                } else {
+                    AutoencoderKL vae = loadVae(files, arena, unused, null, null, w -> AutoencoderKL.load(c, w, arena));
+                    b.vae = ComponentSlot.resident("vae", vae);
+                    b.vaeDecoder = b.vae;
+                    b.vaeEncoder = b.vae;
+                }
             }
-            SchedulerConfig sched = options.wants(Component.SCHEDULER)
+            b.schedulerConfig = options.wants(Component.SCHEDULER)
                     ? SchedulerConfig.of(files.config(Component.SCHEDULER)) : null;
-            return new Marble(arena, files.name(), files.hashFile(), tokenizer, te, unet, vae, sched,
-                    Set.copyOf(unused), sampleSize);
+            b.unusedKeys = unused;
+            return new Marble(b);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
         }
+    }
+
+    /** Opens the model's files for one staged component and closes them (unmapping every page) after. */
+    private static <T> T staged(Path path, LoadOptions options, Function<ModelFiles, T> load) {
+        try (ModelFiles files = ModelFiles.open(path, options)) {
+            return load.apply(files);
+        }
+    }
+
+    private static ClipTextModel loadTextEncoder(ModelFiles files, ClipTextConfig c, Arena arena, Set<String> unused) {
+        WeightScope w = WeightScope.root(files.weights(Component.TEXT_ENCODER));
+        ClipTextModel te = ClipTextModel.load(c, w.at("text_model"), arena);
+        unused.addAll(w.unusedKeys());
+        return te;
+    }
+
+    private static UNet2DConditionModel loadUnet(ModelFiles files, UNetConfig c, Arena arena, Set<String> unused) {
+        WeightScope w = WeightScope.root(files.weights(Component.UNET));
+        UNet2DConditionModel unet = UNet2DConditionModel.load(c, w, arena);
+        unused.addAll(w.unusedKeys());
+        return unet;
+    }
+
+    /** The VAE or one half of it; keys under the two {@code otherHalf} prefixes are not reported unused. */
+    private static AutoencoderKL loadVae(ModelFiles files, Arena arena, Set<String> unused, String otherHalf,
+            String otherConv, Function<WeightScope, AutoencoderKL> load) {
+        WeightScope w = WeightScope.root(files.weights(Component.VAE));
+        AutoencoderKL vae = load.apply(w);
+        for (String k : w.unusedKeys()) {
+            if (otherHalf == null || !(k.startsWith(otherHalf) || k.startsWith(otherConv))) {
+                unused.add(k);
+            }
+        }
+        return vae;
     }
 
     /** Generates {@code request.batchCount()} images. */
@@ -149,29 +231,59 @@ public final class Marble implements AutoCloseable {
         return sampleSize;
     }
 
-    /** Weight keys that no component read (EMA copies, extra buffers), for --verbose. */
+    /**
+     * Weight keys that no component read (EMA copies, extra buffers), for --verbose. When staged, a
+     * component's keys are known once a generation has loaded it.
+     */
     public Set<String> unusedKeys() {
-        return unusedKeys;
+        return Collections.unmodifiableSet(new TreeSet<>(unusedKeys));
     }
 
     public ClipTokenizer tokenizer() {
         return require(tokenizer, Component.TOKENIZER);
     }
 
+    /** The resident text encoder; fails when the model was loaded staged. */
     public ClipTextModel textEncoder() {
-        return require(textEncoder, Component.TEXT_ENCODER);
+        return require(textEncoder, Component.TEXT_ENCODER).resident();
     }
 
+    /** The resident UNet; fails when the model was loaded staged. */
     public UNet2DConditionModel unet() {
-        return require(unet, Component.UNET);
+        return require(unet, Component.UNET).resident();
     }
 
+    /** The resident VAE; fails when the model was loaded staged. */
     public AutoencoderKL vae() {
-        return require(vae, Component.VAE);
+        return require(vae, Component.VAE).resident();
     }
 
     public SchedulerConfig schedulerConfig() {
         return require(schedulerConfig, Component.SCHEDULER);
+    }
+
+    ComponentSlot<ClipTextModel> textEncoderSlot() {
+        return require(textEncoder, Component.TEXT_ENCODER);
+    }
+
+    ComponentSlot<UNet2DConditionModel> unetSlot() {
+        return require(unet, Component.UNET);
+    }
+
+    UNetConfig unetConfig() {
+        return require(unetConfig, Component.UNET);
+    }
+
+    ComponentSlot<AutoencoderKL> vaeDecoderSlot() {
+        return require(vaeDecoder, Component.VAE);
+    }
+
+    ComponentSlot<AutoencoderKL> vaeEncoderSlot() {
+        return require(vaeEncoder, Component.VAE);
+    }
+
+    AutoencoderKLConfig vaeConfig() {
+        return require(vaeConfig, Component.VAE);
     }
 
     private static <T> T require(T part, Component c) {
@@ -184,5 +296,6 @@ public final class Marble implements AutoCloseable {
     @Override
     public void close() {
         arena.close();
+        NativeMemory.releaseFreed();
     }
 }

@@ -23,11 +23,17 @@ final class ModelOptions {
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "Tokenizer folder (vocab.json, merges.txt) for a single-file checkpoint.")
     Path tokenizer;
 
+    /** Loads the components, resident. */
     Marble load(Set<Component> components, Options common) {
+        return load(components, false, common);
+    }
+
+    /** Loads the components, or with {@code staged} only their configs (see LoadOptions.staged). */
+    Marble load(Set<Component> components, boolean staged, Options common) {
         if (variant != null && variant.isBlank()) {
             throw new MarbleException("--variant: empty name");
         }
-        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components));
+        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components, staged));
         if (common.verbose() && !m.unusedKeys().isEmpty()) {
             System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
         }
