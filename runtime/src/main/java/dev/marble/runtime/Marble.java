@@ -11,7 +11,10 @@ import dev.marble.runtime.vae.AutoencoderKL;
 import dev.marble.runtime.vae.AutoencoderKLConfig;
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.NativeMemory;
+import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
+import dev.marble.weights.quant.QuantRules;
+import dev.marble.weights.quant.QuantizingSource;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
@@ -115,8 +118,10 @@ public final class Marble implements AutoCloseable {
             if (options.wants(Component.TEXT_ENCODER)) {
                 ClipTextConfig c = ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER));
                 b.textEncoder = options.staged()
-                        ? ComponentSlot.staged("text_encoder", a -> staged(path, options, f -> loadTextEncoder(f, c, a, unused)))
-                        : ComponentSlot.resident("text_encoder", loadTextEncoder(files, c, arena, unused));
+                        ? ComponentSlot.staged("text_encoder", a -> staged(path, options, f -> component(f,
+                                Component.TEXT_ENCODER, options, unused, w -> ClipTextModel.load(c, w.at("text_model"), a))))
+                        : ComponentSlot.resident("text_encoder", component(files, Component.TEXT_ENCODER, options,
+                                unused, w -> ClipTextModel.load(c, w.at("text_model"), arena)));
             }
             if (options.wants(Component.UNET)) {
                 JsonNode config = files.config(Component.UNET);
@@ -124,8 +129,10 @@ public final class Marble implements AutoCloseable {
                 b.unetConfig = c;
                 b.sampleSize = config.path("sample_size").asInt(64);
                 b.unet = options.staged()
-                        ? ComponentSlot.staged("unet", a -> staged(path, options, f -> loadUnet(f, c, a, unused)))
-                        : ComponentSlot.resident("unet", loadUnet(files, c, arena, unused));
+                        ? ComponentSlot.staged("unet", a -> staged(path, options, f -> component(f, Component.UNET,
+                                options, unused, w -> UNet2DConditionModel.load(c, w, a))))
+                        : ComponentSlot.resident("unet", component(files, Component.UNET, options, unused,
+                                w -> UNet2DConditionModel.load(c, w, arena)));
             }
             if (options.wants(Component.VAE)) {
                 AutoencoderKLConfig c = AutoencoderKLConfig.fromJson(files.config(Component.VAE));
@@ -133,12 +140,15 @@ public final class Marble implements AutoCloseable {
                 if (options.staged()) {
                     // Each half alone: decoder.* and post_quant_conv.*, or encoder.* and quant_conv.*.
                     b.vaeDecoder = ComponentSlot.staged("vae decoder", a -> staged(path, options,
-                            f -> loadVae(f, a, unused, "encoder.", "quant_conv.", w -> AutoencoderKL.loadDecoder(c, w, a))));
+                            f -> component(f, Component.VAE, options, unused, w -> AutoencoderKL.loadDecoder(c, w, a),
+                                    "encoder.", "quant_conv.")));
                     b.vaeEncoder = ComponentSlot.staged("vae encoder", a -> staged(path, options,
-                            f -> loadVae(f, a, unused, "decoder.", "post_quant_conv.", w -> AutoencoderKL.loadEncoder(c, w, a))));
+                            f -> component(f, Component.VAE, options, unused, w -> AutoencoderKL.loadEncoder(c, w, a),
+                                    "decoder.", "post_quant_conv.")));
                     b.vae = b.vaeDecoder; // only for vae()'s message: the whole VAE is never loaded staged
                 } else {
-                    AutoencoderKL vae = loadVae(files, arena, unused, null, null, w -> AutoencoderKL.load(c, w, arena));
+                    AutoencoderKL vae = component(files, Component.VAE, options, unused,
+                            w -> AutoencoderKL.load(c, w, arena));
                     b.vae = ComponentSlot.resident("vae", vae);
                     b.vaeDecoder = b.vae;
                     b.vaeEncoder = b.vae;
@@ -161,31 +171,34 @@ public final class Marble implements AutoCloseable {
         }
     }
 
-    private static ClipTextModel loadTextEncoder(ModelFiles files, ClipTextConfig c, Arena arena, Set<String> unused) {
-        WeightScope w = WeightScope.root(files.weights(Component.TEXT_ENCODER));
-        ClipTextModel te = ClipTextModel.load(c, w.at("text_model"), arena);
-        unused.addAll(w.unusedKeys());
-        return te;
-    }
-
-    private static UNet2DConditionModel loadUnet(ModelFiles files, UNetConfig c, Arena arena, Set<String> unused) {
-        WeightScope w = WeightScope.root(files.weights(Component.UNET));
-        UNet2DConditionModel unet = UNet2DConditionModel.load(c, w, arena);
-        unused.addAll(w.unusedKeys());
-        return unet;
-    }
-
-    /** The VAE or one half of it; keys under the two {@code otherHalf} prefixes are not reported unused. */
-    private static AutoencoderKL loadVae(ModelFiles files, Arena arena, Set<String> unused, String otherHalf,
-            String otherConv, Function<WeightScope, AutoencoderKL> load) {
-        WeightScope w = WeightScope.root(files.weights(Component.VAE));
-        AutoencoderKL vae = load.apply(w);
-        for (String k : w.unusedKeys()) {
-            if (otherHalf == null || !(k.startsWith(otherHalf) || k.startsWith(otherConv))) {
-                unused.add(k);
+    /**
+     * Builds one component from its weights, quantized on load when {@code options} ask for it (the
+     * quantized copies are freed before this returns); adds the keys it did not read to {@code unused},
+     * except those under {@code notLoaded} (the other half of a VAE loaded in halves).
+     */
+    private static <T> T component(ModelFiles files, Component c, LoadOptions options, Set<String> unused,
+            Function<WeightScope, T> build, String... notLoaded) {
+        TensorSource src = files.weights(c);
+        QuantizingSource q = options.quant() == null ? null
+                : QuantizingSource.wrap(src, c.folder(), QuantRules.defaults(options.quant()));
+        try {
+            WeightScope w = WeightScope.root(q != null ? q : src);
+            T model = build.apply(w);
+            for (String k : w.unusedKeys()) {
+                boolean skipped = false;
+                for (String prefix : notLoaded) {
+                    skipped |= k.startsWith(prefix);
+                }
+                if (!skipped) {
+                    unused.add(k);
+                }
+            }
+            return model;
+        } finally {
+            if (q != null) {
+                q.close();
             }
         }
-        return vae;
     }
 
     /** Generates {@code request.batchCount()} images. */

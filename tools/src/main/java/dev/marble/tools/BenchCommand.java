@@ -30,6 +30,9 @@ final class BenchCommand implements Runnable {
     @Mixin
     ModelOptions model;
 
+    @Mixin
+    QuantOption quant;
+
     @Option(names = "--stage", defaultValue = "all", description = "load, text-encoder, unet, vae-decode or all (default: ${DEFAULT-VALUE}).")
     String stage;
 
@@ -60,7 +63,7 @@ final class BenchCommand implements Runnable {
                 "GFLOP", "GFLOP/s", "of peak", "peak RSS MB", "scratch MB", "live MB");
         resetPeakRss();
         long t0 = System.nanoTime();
-        try (Marble m = model.load(EnumSet.allOf(Component.class), options)) {
+        try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format())) {
             double load = (System.nanoTime() - t0) / 1e9;
             if (stages.contains("load")) {
                 row("load", "-", load, 0, null);

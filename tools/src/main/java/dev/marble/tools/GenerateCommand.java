@@ -30,6 +30,9 @@ final class GenerateCommand implements Runnable {
     @Mixin
     ModelOptions model;
 
+    @Mixin
+    QuantOption quant;
+
     @Option(names = {"-p", "--prompt"}, required = true, description = "What to draw.")
     String prompt;
 
@@ -87,7 +90,7 @@ final class GenerateCommand implements Runnable {
         options.apply();
         GenerationRequest request = request();
         StageMemory memory = options.verbose() ? new StageMemory() : null;
-        try (Marble m = model.load(EnumSet.allOf(Component.class), !resident, options)) {
+        try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format(), !resident)) {
             if (memory != null) {
                 memory.loaded();
             }
@@ -153,7 +156,8 @@ final class GenerateCommand implements Runnable {
         }
     }
 
-    private GenerationRequest request() {
+    /** The request these options describe (the drift test builds golden requests through it). */
+    GenerationRequest request() {
         GenerationRequest.Builder b = GenerationRequest.builder().prompt(prompt).negativePrompt(negativePrompt)
                 .steps(steps).cfgScale(cfgScale).sampler(sampler).size(width, height).batchCount(batchCount)
                 .strength(strength);

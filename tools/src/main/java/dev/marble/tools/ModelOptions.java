@@ -4,6 +4,7 @@ import dev.marble.runtime.Component;
 import dev.marble.runtime.LoadOptions;
 import dev.marble.runtime.Marble;
 import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.quant.QuantFormat;
 import java.nio.file.Path;
 import java.util.Set;
 import picocli.CommandLine.Option;
@@ -25,15 +26,23 @@ final class ModelOptions {
 
     /** Loads the components, resident. */
     Marble load(Set<Component> components, Options common) {
-        return load(components, false, common);
+        return load(components, common, null);
     }
 
-    /** Loads the components, or with {@code staged} only their configs (see LoadOptions.staged). */
-    Marble load(Set<Component> components, boolean staged, Options common) {
+    /** Loads {@code components}, resident, quantized on load to {@code quant} unless it is null. */
+    Marble load(Set<Component> components, Options common, QuantFormat quant) {
+        return load(components, common, quant, false);
+    }
+
+    /**
+     * Loads {@code components}, quantized on load to {@code quant} unless it is null; with {@code staged}
+     * only their configs, each component then being loaded for its stage (see LoadOptions.staged).
+     */
+    Marble load(Set<Component> components, Options common, QuantFormat quant, boolean staged) {
         if (variant != null && variant.isBlank()) {
             throw new MarbleException("--variant: empty name");
         }
-        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components, staged));
+        Marble m = Marble.load(model, new LoadOptions(variant, config, tokenizer, components, quant, staged));
         if (common.verbose() && !m.unusedKeys().isEmpty()) {
             System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
         }

@@ -36,6 +36,9 @@ final class RunCommand implements Runnable {
     @Mixin
     ModelOptions model;
 
+    @Mixin
+    QuantOption quant;
+
     @Option(names = "--in", paramLabel = "FILE", description = "Input safetensors file.")
     Path in;
 
@@ -79,7 +82,7 @@ final class RunCommand implements Runnable {
         }
         EnumSet<Component> parts = fromPrompts ? EnumSet.of(Component.TOKENIZER, Component.TEXT_ENCODER)
                 : EnumSet.of(Component.TEXT_ENCODER);
-        try (Marble m = model.load(parts, options)) {
+        try (Marble m = model.load(parts, options, quant.format())) {
             int[][] ids;
             if (fromPrompts) {
                 ids = new int[prompts.size()][];
@@ -104,21 +107,21 @@ final class RunCommand implements Runnable {
         if (t.rank() > 1) {
             throw new MarbleException(file + ": tensor 'timestep' must be [] or [B], got " + t);
         }
-        try (Marble m = model.load(EnumSet.of(Component.UNET), options)) {
+        try (Marble m = model.load(EnumSet.of(Component.UNET), options, quant.format())) {
             result.put("out", copy(m.unet().forward(ws, sample, t.toFloatArray(), ctx), arena));
         }
     }
 
     private void vaeDecode(Arena arena, Workspace ws, Map<String, Tensor> result) {
         Tensor z = TensorFiles.readF32(input(), "z", arena, 4);
-        try (Marble m = model.load(EnumSet.of(Component.VAE), options)) {
+        try (Marble m = model.load(EnumSet.of(Component.VAE), options, quant.format())) {
             result.put("sample", copy(m.vae().decode(ws, z), arena));
         }
     }
 
     private void vaeEncode(Arena arena, Workspace ws, Map<String, Tensor> result) {
         Tensor image = TensorFiles.readF32(input(), "image", arena, 4);
-        try (Marble m = model.load(EnumSet.of(Component.VAE), options)) {
+        try (Marble m = model.load(EnumSet.of(Component.VAE), options, quant.format())) {
             AutoencoderKL.LatentDist d = m.vae().encode(ws, image);
             result.put("mean", copy(d.mean(), arena));
             result.put("std", copy(d.std(), arena));

@@ -6,8 +6,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
@@ -67,34 +65,12 @@ class CliGoldenTest {
     }
 
     private void runPipeline(JsonNode c) {
-        JsonNode kw = c.path("params").path("call_kwargs");
-        Path caseFile = GoldenCases.dir().resolve(c.path("file").asText());
         Path tensors = tmp.resolve(c.path("id").asText() + ".safetensors");
         List<String> args = new ArrayList<>(List.of("generate", "--model", model(), "--quiet",
-                "--prompt", kw.path("prompt").asText(), "--negative-prompt", kw.path("negative_prompt").asText(),
-                "--steps", kw.path("num_inference_steps").asText(), "--cfg-scale", kw.path("guidance_scale").asText(),
-                "--sampler", c.path("params").path("scheduler_id").asText("pndm"),
-                "--seed", seed(kw.path("generator").asText()),
-                "--output", tmp.resolve(c.path("id").asText() + ".png").toString(),
-                "--save-tensors", tensors.toString()));
-        if (c.path("inputs").has("latents")) {
-            args.addAll(List.of("--init-latents", caseFile.toString()));
-        }
-        if (c.path("inputs").has("init_image")) {
-            args.addAll(List.of("--init-image", caseFile.toString(), "--strength", kw.path("strength").asText()));
-        } else {
-            args.addAll(List.of("--width", kw.path("width").asText(), "--height", kw.path("height").asText()));
-        }
+                "--output", tmp.resolve(c.path("id").asText() + ".png").toString(), "--save-tensors", tensors.toString()));
+        args.addAll(GoldenCases.generateArgs(c));
         assertEquals(0, Main.run(args.toArray(String[]::new)), String.join(" ", args));
         GoldenCases.check(c, "final_latents", tensors);
         GoldenCases.check(c, "image", tensors);
-    }
-
-    private static String seed(String generator) {
-        Matcher m = Pattern.compile("manual_seed\\((\\d+)\\)").matcher(generator);
-        if (!m.find()) {
-            throw new IllegalStateException("no seed in " + generator);
-        }
-        return m.group(1);
     }
 }

@@ -12,6 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /** The golden manifest and the pass rule: max|out − ref| ≤ rel · max|ref|. */
 final class GoldenCases {
@@ -44,6 +46,37 @@ final class GoldenCases {
         }
         assertTrue(!out.isEmpty(), "no golden cases for " + component);
         return out;
+    }
+
+    /**
+     * The {@code marble generate} options that reproduce pipeline case {@code c} (prompts, steps,
+     * guidance, sampler, seed, and its initial latents, init image or size), without the model and outputs.
+     */
+    static List<String> generateArgs(JsonNode c) {
+        JsonNode kw = c.path("params").path("call_kwargs");
+        Path caseFile = dir().resolve(c.path("file").asText());
+        List<String> args = new ArrayList<>(List.of(
+                "--prompt", kw.path("prompt").asText(), "--negative-prompt", kw.path("negative_prompt").asText(),
+                "--steps", kw.path("num_inference_steps").asText(), "--cfg-scale", kw.path("guidance_scale").asText(),
+                "--sampler", c.path("params").path("scheduler_id").asText("pndm"),
+                "--seed", seed(kw.path("generator").asText())));
+        if (c.path("inputs").has("latents")) {
+            args.addAll(List.of("--init-latents", caseFile.toString()));
+        }
+        if (c.path("inputs").has("init_image")) {
+            args.addAll(List.of("--init-image", caseFile.toString(), "--strength", kw.path("strength").asText()));
+        } else {
+            args.addAll(List.of("--width", kw.path("width").asText(), "--height", kw.path("height").asText()));
+        }
+        return args;
+    }
+
+    private static String seed(String generator) {
+        Matcher m = Pattern.compile("manual_seed\\((\\d+)\\)").matcher(generator);
+        if (!m.find()) {
+            throw new IllegalStateException("no seed in " + generator);
+        }
+        return m.group(1);
     }
 
     /** Compares tensor {@code name} of {@code actual} with the case file under the case's tolerance; returns err / atol. */

@@ -67,14 +67,11 @@ class QuantizeCommandTest {
             assertEquals(Set.of(), vae.quantizedKeys());
             assertEquals(DType.F16, vae.get("decoder.conv_in.weight").dtype());
         }
-        // until the kernels read quantized weights, loading one fails with one clear line
+        // the quantized folder loads and runs (QuantOnLoadTest compares its outputs)
         Run unet = run("run", "unet", "--model", out.toString(), "--in",
                 GoldenCases.dir().resolve("cases/unet_sd15-tiny_b1_t999.safetensors").toString(), "--out",
                 tmp.resolve("o.safetensors").toString());
-        assertEquals(1, unet.code());
-        assertEquals("marble: error: " + out.resolve("unet/diffusion_pytorch_model.safetensors")
-                + ": tensor 'down_blocks.0.resnets.0.time_emb_proj.weight' is quantized (q4_k) and cannot be read as a plain tensor",
-                unet.err().strip());
+        assertEquals(0, unet.code(), unet.err());
         Run again = run("quantize", "--model", out.toString(), "--type", "q8_0", "--out", tmp.resolve("again").toString());
         assertEquals("marble: error: " + out + ": text_encoder is already quantized", again.err().strip());
     }

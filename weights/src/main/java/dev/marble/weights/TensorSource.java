@@ -20,6 +20,15 @@ public interface TensorSource extends AutoCloseable {
         return null;
     }
 
+    /**
+     * The logical shape of tensor {@code key}, whether it is stored plain or quantized (for a quantized
+     * weight, its PyTorch shape, not a plane's).
+     */
+    default long[] shape(String key) {
+        QuantizedTensor q = quantized(key);
+        return q != null ? q.shape() : get(key).shape();
+    }
+
     /** All keys. */
     Set<String> keys();
 

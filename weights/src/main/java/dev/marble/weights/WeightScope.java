@@ -2,6 +2,7 @@ package dev.marble.weights;
 
 import dev.marble.tensors.MarbleException;
 import dev.marble.tensors.Tensor;
+import dev.marble.tensors.quant.QuantizedTensor;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Set;
@@ -72,6 +73,26 @@ public final class WeightScope {
         }
         used.add(key);
         return t;
+    }
+
+    /**
+     * The weight {@code name} in its quantized form, checked against {@code expectedShape} (its logical
+     * shape) when one is given; null when the source holds it as a plain tensor or not at all (then
+     * {@link #tensor} reads it or reports it missing). A quantized weight is recorded as used: its
+     * planes are not keys of their own ({@link TensorSource#quantized}).
+     */
+    public QuantizedTensor quantized(String name, long... expectedShape) {
+        String key = prefix + name;
+        QuantizedTensor q = source.quantized(key);
+        if (q == null) {
+            return null;
+        }
+        if (expectedShape.length > 0 && !Arrays.equals(q.shape(), expectedShape)) {
+            throw new MarbleException(source.describe() + ": tensor '" + key + "' has shape "
+                    + Arrays.toString(q.shape()) + ", expected " + Arrays.toString(expectedShape));
+        }
+        used.add(key);
+        return q;
     }
 
     /** Keys of the source that no scope has read, sorted. */

@@ -6,6 +6,7 @@ import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Conv2d;
 import dev.marble.tensors.kernels.ConvWeights;
+import dev.marble.tensors.quant.QuantizedTensor;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 
@@ -14,7 +15,7 @@ import java.lang.foreign.Arena;
  * x [B, H, W, in] → [B, OH, OW, out]. Stride and zero padding are fixed at load, as in torch.
  */
 public final class Conv2dLayer {
-    private final ConvWeights weight; // [out, in, k, k] in its file dtype + bias [out] F32
+    private final ConvWeights weight; // [out, in, k, k] in its file dtype or quantization + bias [out] F32
     private final int stride;
     private final int padTop;
     private final int padLeft;
@@ -35,12 +36,17 @@ public final class Conv2dLayer {
         return load(w, in, out, kernel, stride, padding, padding, padding, padding, arena);
     }
 
-    /** As {@link #load(WeightScope, int, int, int, int, int, Arena)} with per-side zero padding. */
+    /**
+     * As {@link #load(WeightScope, int, int, int, int, int, Arena)} with per-side zero padding. A
+     * quantized weight stays quantized.
+     */
     public static Conv2dLayer load(WeightScope w, int in, int out, int kernel, int stride, int padTop, int padLeft,
             int padBottom, int padRight, Arena arena) {
-        Tensor wt = w.tensor("weight", out, in, kernel, kernel);
+        QuantizedTensor q = w.quantized("weight", out, in, kernel, kernel);
+        Tensor wt = q == null ? w.tensor("weight", out, in, kernel, kernel) : null;
         Tensor b = w.tensor("bias", out);
-        return new Conv2dLayer(ConvWeights.pack(wt, b, arena), stride, padTop, padLeft, padBottom, padRight);
+        ConvWeights packed = q != null ? ConvWeights.packQuantized(q, b, arena) : ConvWeights.pack(wt, b, arena);
+        return new Conv2dLayer(packed, stride, padTop, padLeft, padBottom, padRight);
     }
 
     public int inChannels() {

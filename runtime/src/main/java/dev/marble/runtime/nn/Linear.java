@@ -6,6 +6,7 @@ import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Gemm;
 import dev.marble.tensors.kernels.PackedMatrix;
+import dev.marble.tensors.quant.QuantizedTensor;
 import dev.marble.weights.WeightScope;
 import java.lang.foreign.Arena;
 import java.util.Arrays;
@@ -15,7 +16,7 @@ import java.util.Arrays;
  * convolution on channels-last activations, which is the same GEMM ({@link #loadConv1x1}).
  */
 public final class Linear {
-    private final PackedMatrix weight; // [out, in] in its file dtype
+    private final PackedMatrix weight; // [out, in] in its file dtype or quantization
     private final Tensor bias;         // [out] F32, or null
 
     private Linear(PackedMatrix weight, Tensor bias) {
@@ -26,17 +27,19 @@ public final class Linear {
     /**
      * Reads {@code weight} [out, in] and, when {@code hasBias}, {@code bias} [out] from scope {@code w}.
      * A 1×1-conv-shaped weight [out, in, 1, 1] is accepted too: older checkpoints store attention
-     * projections that way, and it is the same matrix.
+     * projections that way, and it is the same matrix. A quantized weight stays quantized.
      */
     public static Linear load(WeightScope w, int in, int out, boolean hasBias, Arena arena) {
-        Tensor wt = w.tensor("weight");
-        long[] s = wt.shape();
+        QuantizedTensor q = w.quantized("weight");
+        Tensor wt = q == null ? w.tensor("weight") : null;
+        long[] s = q != null ? q.shape() : wt.shape();
         boolean ok = Arrays.equals(s, new long[] {out, in}) || Arrays.equals(s, new long[] {out, in, 1, 1});
         if (!ok) {
             throw new MarbleException(w.source().describe() + ": tensor '" + w.key("weight") + "' has shape "
                     + Arrays.toString(s) + ", expected [" + out + ", " + in + "]");
         }
-        return of(w, wt, out, hasBias, arena);
+        return of(w, q != null ? PackedMatrix.ofQuantized(q, arena) : PackedMatrix.ofLinear(wt, arena), out, hasBias,
+                arena);
     }
 
     /**
@@ -44,7 +47,7 @@ public final class Linear {
      * weight against its config, where a conv-shaped tensor means config and weights disagree.
      */
     public static Linear loadMatrix(WeightScope w, int in, int out, boolean hasBias, Arena arena) {
-        return of(w, w.tensor("weight", out, in), out, hasBias, arena);
+        return of(w, pack(w, arena, out, in), out, hasBias, arena);
     }
 
     /**
@@ -52,13 +55,19 @@ public final class Linear {
      * channels-last activations it is this same GEMM over the pixels.
      */
     public static Linear loadConv1x1(WeightScope w, int in, int out, Arena arena) {
-        return of(w, w.tensor("weight", out, in, 1, 1), out, true, arena);
+        return of(w, pack(w, arena, out, in, 1, 1), out, true, arena);
     }
 
-    private static Linear of(WeightScope w, Tensor weight, int out, boolean hasBias, Arena arena) {
+    /** {@code weight} of exactly {@code shape}, quantized or plain, packed for the GEMM. */
+    private static PackedMatrix pack(WeightScope w, Arena arena, long... shape) {
+        QuantizedTensor q = w.quantized("weight", shape);
+        return q != null ? PackedMatrix.ofQuantized(q, arena) : PackedMatrix.ofLinear(w.tensor("weight", shape), arena);
+    }
+
+    private static Linear of(WeightScope w, PackedMatrix weight, int out, boolean hasBias, Arena arena) {
         // Copied to F32 so the layer outlives the file mapping.
         Tensor b = hasBias ? f32Copy(w.tensor("bias", out), arena) : null;
-        return new Linear(PackedMatrix.ofLinear(weight, arena), b);
+        return new Linear(weight, b);
     }
 
     /**

@@ -2,8 +2,10 @@ package dev.marble.tensors.kernels;
 
 import dev.marble.tensors.DType;
 import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.Parallel;
 import dev.marble.tensors.Simd;
 import dev.marble.tensors.Tensor;
+import dev.marble.tensors.quant.QuantizedTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -23,6 +25,11 @@ import java.lang.foreign.ValueLayout;
  * whole into per-thread scratch by the kernel ({@link Conv2dFormat#decode}) and reused by every
  * output tile of a band. KC is chosen so that a decoded slab is ~36 KB (KC = 64 for 3×3 at AVX2,
  * the whole input for most 1×1).
+ *
+ * <p>A block-quantized weight ({@link #packQuantized}, IC a multiple of 32) stays quantized, as
+ * {@link QuantPanels}: one GEMM-like panel with K = IC per (ocb, tap t), panel index ocb·KH·KW + t.
+ * Slab (ocb, icb) is then, for each tap t, rows [icb·KC, icb·KC + kcs) of panel (ocb, t), decoded to
+ * the same [KH][KW][kcs][NR] order.
  */
 public final class ConvWeights {
     /** Input channels are padded to a multiple of this (also the q8_0/q4_0 block length). */
@@ -32,7 +39,12 @@ public final class ConvWeights {
     /** Most input channels per slab (1×1 convs): keeps a band's A per slab small enough for L2. */
     private static final int MAX_KC = 256;
 
+    /** The dense format, or null for a quantized weight. */
     private final Conv2dFormat format;
+    /** The quantized format, or null for a dense weight. */
+    private final QuantPanels quant;
+    private final DType dtype;
+    private final String formatName;
     private final int oc;
     private final int ic;
     private final int kh;
@@ -49,9 +61,12 @@ public final class ConvWeights {
     /** [OCB·NR] F32, zero where there is no bias or no channel. */
     private final float[] biasPadded;
 
-    private ConvWeights(Conv2dFormat format, int oc, int ic, int kh, int kw, int nr, int kc, MemorySegment data,
-            float[] bias) {
+    private ConvWeights(Conv2dFormat format, QuantPanels quant, DType dtype, String formatName, int oc, int ic, int kh,
+            int kw, int nr, int kc, MemorySegment data, float[] bias) {
         this.format = format;
+        this.quant = quant;
+        this.dtype = dtype;
+        this.formatName = formatName;
         this.oc = oc;
         this.ic = ic;
         this.kh = kh;
@@ -85,7 +100,7 @@ public final class ConvWeights {
         int nr = 2 * Simd.lanes();
         int kk = kh * kw;
         int icPad = roundUp(ic, IC_ALIGN);
-        int kc = Math.min(icPad, Math.clamp(SLAB_FLOATS / (kk * nr) / IC_ALIGN * IC_ALIGN, IC_ALIGN, MAX_KC));
+        int kc = chooseKc(icPad, kk, nr);
         int ocBlocks = (oc + nr - 1) / nr;
         long elems = (long) ocBlocks * nr * icPad * kk;
         int es = format.elementBytes();
@@ -120,7 +135,43 @@ public final class ConvWeights {
             }
         }
         MappedPages.release(weight);
-        return new ConvWeights(format, oc, ic, kh, kw, nr, kc, packed, bias == null ? null : bias.toFloatArray());
+        return new ConvWeights(format, null, weight.dtype(), weight.dtype().safetensorsName(), oc, ic, kh, kw, nr, kc,
+                packed, bias == null ? null : bias.toFloatArray());
+    }
+
+    /**
+     * Packs a quantized weight [OC, IC, KH, KW] (IC a multiple of 32) and bias [OC] (may be null) into
+     * {@code arena}, still quantized: as many bytes as its planes, plus the zero columns of a ragged
+     * last output-channel block.
+     */
+    public static ConvWeights packQuantized(QuantizedTensor q, Tensor bias, Arena arena) {
+        long[] s = q.shape();
+        if (s.length != 4) {
+            throw new MarbleException("conv weight must be a non-empty [OC, IC, KH, KW], got " + q);
+        }
+        int oc = Math.toIntExact(s[0]);
+        int ic = q.k();
+        int kh = Math.toIntExact(s[2]);
+        int kw = Math.toIntExact(s[3]);
+        if (bias != null && (bias.rank() != 1 || bias.dim(0) != oc)) {
+            throw new MarbleException("conv bias must be [" + oc + "], got " + bias);
+        }
+        QuantPanels codec = QuantPanels.of(q.format());
+        int nr = 2 * Simd.lanes();
+        int taps = kh * kw;
+        int panels = Math.multiplyExact((oc + nr - 1) / nr, taps);
+        MemorySegment packed = arena.allocate(Math.multiplyExact(panels, codec.panelBytes(ic)), Tensor.ALIGNMENT);
+        Parallel.forChunks(panels, (chunk, p0, p1) -> codec.pack(q, taps, packed, p0, p1));
+        for (int p = 0; p < q.format().planes().size(); p++) {
+            MappedPages.release(q.plane(p));
+        }
+        return new ConvWeights(null, codec, q.plane(0).dtype(), q.format().id(), oc, ic, kh, kw, nr,
+                chooseKc(ic, taps, nr), packed, bias == null ? null : bias.toFloatArray());
+    }
+
+    /** KC: input channels per slab, a multiple of 32, for a slab of {@code taps} × KC × nr floats. */
+    private static int chooseKc(int icPad, int taps, int nr) {
+        return Math.min(icPad, Math.clamp(SLAB_FLOATS / (taps * nr) / IC_ALIGN * IC_ALIGN, IC_ALIGN, MAX_KC));
     }
 
     private static long slabStart(int ocb, int icb, int kk, int icPad, int kc, int nr) {
@@ -131,8 +182,17 @@ public final class ConvWeights {
         return (v + m - 1) / m * m;
     }
 
+    /**
+     * The element dtype held: F32, F16 or BF16 for a dense weight; for a quantized one the dtype of
+     * its codes (I8 for q8_0, U8 for the 4-bit formats), see {@link #format}.
+     */
     public DType dtype() {
-        return format.dtype();
+        return dtype;
+    }
+
+    /** The storage format: the dtype's name (F32, F16, BF16) or the quantization's id (q8_0, q4_0, q4_k). */
+    public String format() {
+        return formatName;
     }
 
     public int outChannels() {
@@ -160,7 +220,7 @@ public final class ConvWeights {
         return bias != null;
     }
 
-    /** Bytes of packed weight held (storage dtype, including the channel padding). */
+    /** Bytes of packed weight held (storage format, including the channel padding). */
     public long byteSize() {
         return data.byteSize();
     }
@@ -171,6 +231,9 @@ public final class ConvWeights {
             throw new MarbleException("conv weight index [" + o + ", " + i + ", " + y + ", " + x + "] out of bounds for ["
                     + oc + ", " + ic + ", " + kh + ", " + kw + "]");
         }
+        if (quant != null) {
+            return quant.get(data, ic, i, ((o / nr) * kh * kw + y * kw + x) * nr + o % nr);
+        }
         int icb = i / kc;
         int kcs = slabChannels(icb);
         long idx = slabStart(o / nr, icb, kh * kw, icPad, kc, nr) + ((long) (y * kw + x) * kcs + i % kc) * nr + o % nr;
@@ -178,10 +241,6 @@ public final class ConvWeights {
     }
 
     // ---- what the vector kernel reads ----
-
-    Conv2dFormat format() {
-        return format;
-    }
 
     /** Output channels per block (NR). */
     int blockWidth() {
@@ -208,7 +267,15 @@ public final class ConvWeights {
 
     /** Widens slab (ocb, icb), [KH][KW][kcs][NR], into dst from index off. */
     void decodeSlab(int ocb, int icb, float[] dst, int off) {
-        format.decode(data, slabStart(ocb, icb, kh * kw, icPad, kc, nr), kh * kw * slabChannels(icb) * nr, dst, off);
+        int taps = kh * kw;
+        int kcs = slabChannels(icb);
+        if (quant == null) {
+            format.decode(data, slabStart(ocb, icb, taps, icPad, kc, nr), taps * kcs * nr, dst, off);
+            return;
+        }
+        for (int t = 0; t < taps; t++) {
+            quant.decode(data, ic, ocb * taps + t, icb * kc, kcs, dst, off + t * kcs * nr);
+        }
     }
 
     /** [OCB·NR] bias, zero-padded. */

@@ -17,11 +17,11 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * One storage format of {@link PackedMatrix} panels: how a Linear weight is packed into K-major panels
  * of {@link PackedMatrix#NR} columns, and how rows of a panel are decoded to F32 for the GEMM
- * micro-kernel. The GEMM calls {@link #decode} once per panel and K block (never per element), so a
- * new weight format (q8_0 / q4_0: blocks of 32 along K with an F16 scale each; the GEMM's K blocks
- * start at multiples of 32) is one more final subclass here.
+ * micro-kernel. The GEMM calls {@link #decode} once per panel and K block (never per element). The
+ * dense formats (F32, F16, BF16) are {@link Dense}; the block-quantized ones are {@link QuantPanels}
+ * (blocks of 32 along K; the GEMM's K blocks start at multiples of 32).
  */
-abstract sealed class PanelDecoder {
+abstract sealed class PanelDecoder permits PanelDecoder.Dense, QuantPanels {
     static final int NR = PackedMatrix.NR;
     private static final VectorSpecies<Float> S = Simd.FLOAT;
     private static final int L = S.length();
@@ -30,7 +30,7 @@ abstract sealed class PanelDecoder {
     private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
-    static PanelDecoder of(DType dtype) {
+    static Dense of(DType dtype) {
         return switch (dtype) {
             case F32 -> F32Panels.INSTANCE;
             case F16 -> F16Panels.INSTANCE;
@@ -38,12 +38,6 @@ abstract sealed class PanelDecoder {
             default -> throw new MarbleException("GEMM weights must be F32, F16 or BF16, got " + dtype);
         };
     }
-
-    /**
-     * Packs panels [p0, p1) of the row-major weight {@code src} [n, k] into {@code dst}, zero-padding
-     * the columns past n.
-     */
-    abstract void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1);
 
     /** B[kk, nn] as a float. */
     abstract float get(MemorySegment data, int k, int kk, int nn);
@@ -94,8 +88,17 @@ abstract sealed class PanelDecoder {
         }
     }
 
+    /** A format that stores each element in its own dtype: panels are [K][NR] elements. */
+    abstract static sealed class Dense extends PanelDecoder permits F32Panels, F16Panels, BF16Panels {
+        /**
+         * Packs panels [p0, p1) of the row-major weight {@code src} [n, k] into {@code dst}, zero-padding
+         * the columns past n.
+         */
+        abstract void pack(MemorySegment src, MemorySegment dst, int k, int n, int p0, int p1);
+    }
+
     /** F32 panels: decoding is a copy. */
-    static final class F32Panels extends PanelDecoder {
+    static final class F32Panels extends Dense {
         static final F32Panels INSTANCE = new F32Panels();
 
         @Override
@@ -118,7 +121,7 @@ abstract sealed class PanelDecoder {
      * IEEE half panels. The Vector API has no half type; this plain loop is what C2 turns into F16C
      * vcvtph2ps vectors (about 5× faster than widening the bits with Vector API integer ops).
      */
-    static final class F16Panels extends PanelDecoder {
+    static final class F16Panels extends Dense {
         static final F16Panels INSTANCE = new F16Panels();
 
         @Override
@@ -142,7 +145,7 @@ abstract sealed class PanelDecoder {
     }
 
     /** bfloat16 panels: the top half of a float, widened by a shift. */
-    static final class BF16Panels extends PanelDecoder {
+    static final class BF16Panels extends Dense {
         static final BF16Panels INSTANCE = new BF16Panels();
 
         @Override

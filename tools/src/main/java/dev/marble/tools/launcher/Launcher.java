@@ -62,16 +62,29 @@ public final class Launcher {
         for (String a : args) {
             cmd.add(a);
         }
-        Process p = new ProcessBuilder(cmd).inheritIO().start();
-        // Ctrl-C reaches the child directly (same process group); wait for it to finish its cleanup.
+        Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.INHERIT)
+                .redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
+        Thread stderr = new Thread(() -> {
+            try {
+                IncubatorWarningFilter.copy(p.getErrorStream(), System.err);
+            } catch (java.io.IOException e) {
+                // Our own stderr is gone: nothing left to report to.
+            }
+        }, "marble-stderr");
+        stderr.start();
+        // Ctrl-C reaches the child directly (same process group); wait for it to finish its cleanup
+        // and for its last words on stderr.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
                 p.waitFor();
+                stderr.join();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         }));
-        System.exit(p.waitFor());
+        int code = p.waitFor();
+        stderr.join();
+        System.exit(code);
     }
 
     /** This JVM if it is new enough, else JAVA_HOME, else a JDK under /usr/lib/jvm. */

@@ -7,9 +7,9 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.marble.tensors.MarbleException;
-import dev.marble.tensors.Tensor;
 import dev.marble.weights.SafetensorsSource;
 import dev.marble.weights.TensorSource;
+import dev.marble.weights.quant.QuantizedSource;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,6 +29,10 @@ import java.util.regex.Pattern;
  * key names, with a diffusers-style config derived from the tensor shapes; what shapes cannot
  * reveal comes from an original-config YAML when there is one, else from the SD 1.x / 2.x defaults
  * (as diffusers' single-file loader assumes them).
+ *
+ * <p>A file written by {@code marble quantize} from a single file is read through its checked
+ * {@link QuantizedSource} view: its quantized weights reach each component's {@link TensorSource#quantized}
+ * under their diffusers names.
  */
 public final class LdmCheckpoint implements AutoCloseable {
     static final String UNET = "model.diffusion_model.";
@@ -39,7 +43,7 @@ public final class LdmCheckpoint implements AutoCloseable {
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     private final Path file;
-    private final SafetensorsSource source;
+    private final TensorSource source;
     private final JsonNode yaml;
     private final Set<String> mapped = new HashSet<>();
     private final RemappedSource unet;
@@ -50,7 +54,7 @@ public final class LdmCheckpoint implements AutoCloseable {
     private final ObjectNode textEncoderConfig;
     private final ObjectNode schedulerConfig;
 
-    private LdmCheckpoint(Path file, SafetensorsSource source, JsonNode yaml) {
+    private LdmCheckpoint(Path file, TensorSource source, JsonNode yaml) {
         this.file = file;
         this.source = source;
         this.yaml = yaml;
@@ -85,7 +89,8 @@ public final class LdmCheckpoint implements AutoCloseable {
         JsonNode yaml = yamlPath == null ? NODES.objectNode() : readYaml(yamlPath);
         SafetensorsSource src = SafetensorsSource.open(file);
         try {
-            return new LdmCheckpoint(file, src, yaml);
+            return new LdmCheckpoint(file, QuantizedSource.isQuantized(src.metadata()) ? QuantizedSource.wrap(src, src.metadata())
+                    : src, yaml);
         } catch (RuntimeException e) {
             src.close();
             throw e;
@@ -172,9 +177,9 @@ public final class LdmCheckpoint implements AutoCloseable {
         JsonNode p = yaml.at("/model/params/unet_config/params");
         ObjectNode c = NODES.objectNode();
         c.put("_class_name", "UNet2DConditionModel");
-        Tensor convIn = source.get(UNET + "input_blocks.0.0.weight"); // [C0, in, 3, 3]
-        c.put("in_channels", convIn.dim(1));
-        c.put("out_channels", source.get(UNET + "out.2.weight").dim(0));
+        long[] convIn = source.shape(UNET + "input_blocks.0.0.weight"); // [C0, in, 3, 3]
+        c.put("in_channels", convIn[1]);
+        c.put("out_channels", source.shape(UNET + "out.2.weight")[0]);
         ArrayNode blocks = c.putArray("block_out_channels");
         ArrayNode down = c.putArray("down_block_types");
         ArrayNode up = c.putArray("up_block_types");
@@ -267,9 +272,9 @@ public final class LdmCheckpoint implements AutoCloseable {
                         default -> throw new MarbleException(file + ": unexpected VAE attention tensor '" + key + "'");
                     };
                     name = prefix + "attentions.0." + proj + "." + nr[1];
-                    Tensor t = source.get(key);
-                    if (nr[1].equals("weight") && t.rank() == 4) {
-                        shape = new long[] {t.dim(0), t.dim(1)}; // 1×1 conv [C, C, 1, 1] → linear [C, C]
+                    long[] s = source.shape(key);
+                    if (nr[1].equals("weight") && s.length == 4) {
+                        shape = new long[] {s[0], s[1]}; // 1×1 conv [C, C, 1, 1] → linear [C, C]
                     }
                 } else {
                     name = prefix + "resnets." + (part.equals("block_1") ? 0 : 1) + "." + resnetPart(rest);
@@ -302,14 +307,14 @@ public final class LdmCheckpoint implements AutoCloseable {
         ObjectNode c = NODES.objectNode();
         c.put("_class_name", "AutoencoderKL");
         int levels = countIndices(VAE + "encoder.down.");
-        c.put("in_channels", source.get(VAE + "encoder.conv_in.weight").dim(1));
-        c.put("out_channels", source.get(VAE + "decoder.conv_out.weight").dim(0));
-        c.put("latent_channels", source.get(VAE + "post_quant_conv.weight").dim(1));
+        c.put("in_channels", source.shape(VAE + "encoder.conv_in.weight")[1]);
+        c.put("out_channels", source.shape(VAE + "decoder.conv_out.weight")[0]);
+        c.put("latent_channels", source.shape(VAE + "post_quant_conv.weight")[1]);
         ArrayNode blocks = c.putArray("block_out_channels");
         ArrayNode down = c.putArray("down_block_types");
         ArrayNode up = c.putArray("up_block_types");
         for (int i = 0; i < levels; i++) {
-            blocks.add(source.get(VAE + "encoder.down." + i + ".block.0.conv1.weight").dim(0));
+            blocks.add(source.shape(VAE + "encoder.down." + i + ".block.0.conv1.weight")[0]);
             down.add("DownEncoderBlock2D");
             up.add("UpDecoderBlock2D");
         }
@@ -351,7 +356,7 @@ public final class LdmCheckpoint implements AutoCloseable {
         m.put(t + "final_layer_norm.weight", RemappedSource.Entry.of(p + "ln_final.weight"));
         m.put(t + "final_layer_norm.bias", RemappedSource.Entry.of(p + "ln_final.bias"));
         int layers = countIndices(p + "transformer.resblocks.") - 1;
-        long hidden = source.get(p + "token_embedding.weight").dim(1);
+        long hidden = source.shape(p + "token_embedding.weight")[1];
         for (int i = 0; i < layers; i++) {
             String src = p + "transformer.resblocks." + i + ".";
             String dst = t + "encoder.layers." + i + ".";
@@ -378,14 +383,14 @@ public final class LdmCheckpoint implements AutoCloseable {
         JsonNode given = yaml.at("/model/params/cond_stage_config/params/clip_text_config");
         ObjectNode c = NODES.objectNode();
         c.put("model_type", "clip_text_model");
-        Tensor tok = textEncoder.get("text_model.embeddings.token_embedding.weight"); // [V, H]
-        long hidden = tok.dim(1);
-        c.put("vocab_size", tok.dim(0));
+        long[] tok = textEncoder.shape("text_model.embeddings.token_embedding.weight"); // [V, H]
+        long hidden = tok[1];
+        c.put("vocab_size", tok[0]);
         c.put("hidden_size", hidden);
-        c.put("intermediate_size", textEncoder.get("text_model.encoder.layers.0.mlp.fc1.weight").dim(0));
+        c.put("intermediate_size", textEncoder.shape("text_model.encoder.layers.0.mlp.fc1.weight")[0]);
         c.put("num_hidden_layers", countIndicesIn(textEncoder, "text_model.encoder.layers."));
         c.put("num_attention_heads", hidden / 64 > 0 ? hidden / 64 : 1);
-        c.put("max_position_embeddings", textEncoder.get("text_model.embeddings.position_embedding.weight").dim(0));
+        c.put("max_position_embeddings", textEncoder.shape("text_model.embeddings.position_embedding.weight")[0]);
         // OpenAI's CLIP ViT-L (SD 1.x, 768 wide) uses quick GELU; OpenCLIP's ViT-H (SD 2.x, 1024) uses GELU.
         c.put("hidden_act", openClip || hidden == 1024 ? "gelu" : "quick_gelu");
         c.put("layer_norm_eps", 1e-5);

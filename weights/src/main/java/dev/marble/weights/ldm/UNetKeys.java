@@ -1,7 +1,6 @@
 package dev.marble.weights.ldm;
 
 import dev.marble.tensors.MarbleException;
-import dev.marble.tensors.Tensor;
 import dev.marble.weights.TensorSource;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -45,7 +44,7 @@ record UNetKeys(Map<String, RemappedSource.Entry> entries, int levels, int layer
         boolean[] upAttn = new boolean[levels];
         for (int level = 0; level < levels; level++) {
             int n = 1 + level * (layers + 1);
-            blockOut[level] = tensor(src, file, P + "input_blocks." + n + ".0.out_layers.3.weight").dim(0);
+            blockOut[level] = shape(src, file, P + "input_blocks." + n + ".0.out_layers.3.weight")[0];
             downAttn[level] = src.contains(P + "input_blocks." + n + ".1.norm.weight");
             upAttn[level] = src.contains(P + "output_blocks." + level * (layers + 1) + ".1.norm.weight");
         }
@@ -63,10 +62,10 @@ record UNetKeys(Map<String, RemappedSource.Entry> entries, int levels, int layer
             String name = rename(k, layers, src, file);
             m.put(name, RemappedSource.Entry.of(key));
             if (name.endsWith("attn2.to_k.weight") && context < 0) {
-                context = src.get(key).dim(1);
+                context = src.shape(key)[1];
             }
             if (name.endsWith(".proj_in.weight") && depth == 0) {
-                linear = src.get(key).rank() == 2;
+                linear = src.shape(key).length == 2;
                 String prefix = key.substring(0, key.length() - "proj_in.weight".length()) + "transformer_blocks.";
                 depth = LdmCheckpoint.countIndicesIn(src, prefix);
             }
@@ -74,11 +73,11 @@ record UNetKeys(Map<String, RemappedSource.Entry> entries, int levels, int layer
         return new UNetKeys(m, levels, layers, blockOut, downAttn, upAttn, midAttn, context, linear, Math.max(depth, 1));
     }
 
-    private static Tensor tensor(TensorSource src, Path file, String key) {
+    private static long[] shape(TensorSource src, Path file, String key) {
         if (!src.contains(key)) {
             throw new MarbleException(file + ": missing tensor '" + key + "'");
         }
-        return src.get(key);
+        return src.shape(key);
     }
 
     private static String rename(String k, int layers, TensorSource src, Path file) {

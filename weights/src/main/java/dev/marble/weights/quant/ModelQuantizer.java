@@ -67,7 +67,7 @@ public final class ModelQuantizer {
                 quantized++;
             }
             case QuantRules.Target.Half h -> {
-                Tensor out = toHalf(t);
+                Tensor out = toHalf(t, arena);
                 put(name, out);
                 if (out.dtype() == DType.F16) {
                     half++;
@@ -91,8 +91,8 @@ public final class ModelQuantizer {
         bytesOut += t.byteSize();
     }
 
-    /** F32 narrowed to F16, unless a value would overflow; every other dtype as it is. */
-    private Tensor toHalf(Tensor t) {
+    /** F32 narrowed to F16 in {@code arena}, unless a value would overflow; every other dtype as it is. */
+    static Tensor toHalf(Tensor t, Arena arena) {
         if (t.dtype() != DType.F32) {
             return t;
         }
