@@ -19,6 +19,7 @@ import java.lang.invoke.MethodHandle;
  *       every page at once. Scratch buffers are written before they are read, so they come from
  *       {@code aligned_alloc} instead: a large block then costs resident memory only as far as it is
  *       used, and no time for zeroing.</li>
+ *   <li>{@link #discard}: a buffer whose tail is no longer needed gives those pages back at once.</li>
  * </ul>
  * Without the C functions (another C library, or native access denied) both fall back to what the
  * JDK does on its own.
@@ -29,6 +30,12 @@ public final class NativeMemory {
     private static final MethodHandle ALIGNED_ALLOC = find("aligned_alloc",
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
     private static final MethodHandle FREE = find("free", FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
+    /** madvise(addr, len, MADV_DONTNEED) drops pages at once on Linux; elsewhere the advice differs. */
+    private static final MethodHandle MADVISE = System.getProperty("os.name", "").startsWith("Linux")
+            ? find("madvise", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_INT)) : null;
+    private static final int MADV_DONTNEED = 4;
+    private static final long PAGE = 4096;
 
     private NativeMemory() {
     }
@@ -74,6 +81,27 @@ public final class NativeMemory {
             FREE.invokeExact(p);
         } catch (Throwable t) {
             throw new IllegalStateException("free failed", t);
+        }
+    }
+
+    /**
+     * Gives the whole pages inside {@code seg} back to the system while the allocation stays valid: they
+     * read as zeros if touched again. For the unused tail of a scratch buffer; does nothing where
+     * madvise is not at hand.
+     */
+    public static void discard(MemorySegment seg) {
+        if (MADVISE == null) {
+            return;
+        }
+        long start = (seg.address() + PAGE - 1) / PAGE * PAGE;
+        long end = (seg.address() + seg.byteSize()) / PAGE * PAGE;
+        if (end <= start) {
+            return;
+        }
+        try {
+            int ignored = (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), end - start, MADV_DONTNEED);
+        } catch (Throwable t) {
+            throw new IllegalStateException("madvise failed", t);
         }
     }
 

@@ -30,7 +30,7 @@ public final class Workspace implements AutoCloseable {
     private static final long GRAIN = Tensor.ALIGNMENT;
 
     /** A live buffer: its place in the range and, when it did not fit the block, its own memory. */
-    private record Piece(long offset, long size, long bytes, Arena own) {
+    private record Piece(long offset, long size, long bytes, Arena own, MemorySegment ownMemory) {
     }
 
     /** A free gap of the range, ordered by size then offset for best fit. */
@@ -69,15 +69,17 @@ public final class Workspace implements AutoCloseable {
         long offset = place(size);
         MemorySegment seg;
         Arena own = null;
+        MemorySegment ownMemory = null;
         if (block != null && offset + size <= block.byteSize()) {
             seg = block.asSlice(offset, bytes);
         } else {
             own = Arena.ofShared();
-            seg = NativeMemory.allocateUninitialized(own, size, GRAIN).asSlice(0, bytes);
+            ownMemory = NativeMemory.allocateUninitialized(own, size, GRAIN);
+            seg = ownMemory.asSlice(0, bytes);
             allocatedBytes += size;
             spilled = true;
         }
-        live.put(seg.address(), new Piece(offset, size, bytes, own));
+        live.put(seg.address(), new Piece(offset, size, bytes, own, ownMemory));
         liveBytes += bytes;
         peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
         return Tensor.wrap(seg, dtype, shape);
@@ -104,6 +106,37 @@ public final class Workspace implements AutoCloseable {
         if (live.isEmpty() && spilled) {
             resizeBlock();
         }
+    }
+
+    /**
+     * Keeps the start of a live tensor's buffer as a tensor of {@code shape} (no larger) and frees the
+     * rest at once: its place in the range, and when the buffer has memory of its own, that memory's
+     * pages. For a layer that writes a smaller result over its own input. t must not be used afterwards.
+     */
+    public Tensor shrink(Tensor t, DType dtype, long... shape) {
+        long address = t.data().address();
+        Piece p = live.get(address);
+        if (p == null) {
+            throw new MarbleException("workspace: " + t + " was not taken from this workspace, or was given back already");
+        }
+        long n = 1;
+        for (long s : shape) {
+            n = Math.multiplyExact(n, s);
+        }
+        long bytes = Math.max(1, Math.multiplyExact(n, dtype.byteSize()));
+        if (bytes > p.bytes()) {
+            throw new MarbleException("workspace: cannot shrink " + t + " to " + bytes + " bytes");
+        }
+        long size = (bytes + GRAIN - 1) / GRAIN * GRAIN;
+        if (size < p.size()) {
+            free(p.offset() + size, p.size() - size);
+            if (p.ownMemory() != null) {
+                NativeMemory.discard(p.ownMemory().asSlice(size));
+            }
+        }
+        live.put(address, new Piece(p.offset(), size, bytes, p.own(), p.ownMemory()));
+        liveBytes -= p.bytes() - bytes;
+        return Tensor.wrap(t.data().asSlice(0, bytes), dtype, shape);
     }
 
     /** The lowest offset of the smallest gap that holds {@code size}, else the top. */
@@ -164,6 +197,7 @@ public final class Workspace implements AutoCloseable {
         if (blockArena != null) {
             blockArena.close();
         }
+        NativeMemory.releaseFreed(); // what the buffers of their own left in the C heap
         blockArena = Arena.ofShared();
         block = NativeMemory.allocateUninitialized(blockArena, highWater, GRAIN);
         allocatedBytes += highWater;

@@ -150,6 +150,9 @@ final class GenerateCommand implements Runnable {
             write(result.images());
             if (memory != null) {
                 System.err.println("marble: peak RSS " + memory);
+                if (!resident && !m.unusedKeys().isEmpty()) { // staged: known once each component has loaded
+                    System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
+                }
             }
             finished.countDown();
             Runtime.getRuntime().removeShutdownHook(hook);
