@@ -17,10 +17,13 @@ public record GenerationResult(List<Image> images) {
     /**
      * Seconds per stage of one image: the prompt encoding (shared by a batch, counted for its first
      * image), the denoising loop, and the VAE decode (with the img2img encode counted in denoising).
+     * {@code loading} is the time spent loading components within the generation, which only a model
+     * loaded with {@link LoadOptions#staged()} does (once per batch, counted for its first image); the
+     * stage times do not include it.
      */
-    public record Timings(double textEncoder, double denoising, int steps, double vaeDecode) {
+    public record Timings(double textEncoder, double denoising, int steps, double vaeDecode, double loading) {
         public double total() {
-            return textEncoder + denoising + vaeDecode;
+            return textEncoder + denoising + vaeDecode + loading;
         }
     }
 

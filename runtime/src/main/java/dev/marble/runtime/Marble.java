@@ -10,6 +10,7 @@ import dev.marble.runtime.unet.UNetConfig;
 import dev.marble.runtime.vae.AutoencoderKL;
 import dev.marble.runtime.vae.AutoencoderKLConfig;
 import dev.marble.tensors.MarbleException;
+import dev.marble.tensors.NativeMemory;
 import dev.marble.weights.TensorSource;
 import dev.marble.weights.WeightScope;
 import dev.marble.weights.quant.QuantRules;
@@ -21,9 +22,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.Collections;
 import java.util.HexFormat;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
 /**
@@ -39,33 +42,61 @@ import java.util.function.Function;
  * <p>After loading, the model is immutable: weights are packed into memory owned by the model and
  * the files are closed. Each generation owns its scratch memory, so concurrent generations do not
  * interfere. {@link #close()} frees the weights; no generation may run then.
+ *
+ * <p>With {@link LoadOptions#staged()}, loading reads only the configs and the tokenizer; each weighted
+ * component is loaded when a generation's stage starts and freed when it ends, so the peak memory is
+ * that of the largest stage instead of the whole model (see {@link LoadOptions}).
  */
 public final class Marble implements AutoCloseable {
     private final Arena arena;
     private final String name;
     private final Path hashFile;
     private final ClipTokenizer tokenizer;
-    private final ClipTextModel textEncoder;
-    private final UNet2DConditionModel unet;
-    private final AutoencoderKL vae;
+    private final ComponentSlot<ClipTextModel> textEncoder;
+    private final ComponentSlot<UNet2DConditionModel> unet;
+    private final UNetConfig unetConfig;
+    private final ComponentSlot<AutoencoderKL> vae;
+    private final ComponentSlot<AutoencoderKL> vaeDecoder;
+    private final ComponentSlot<AutoencoderKL> vaeEncoder;
+    private final AutoencoderKLConfig vaeConfig;
     private final SchedulerConfig schedulerConfig;
     private final Set<String> unusedKeys;
     private final int sampleSize;
     private volatile String hash;
 
-    private Marble(Arena arena, String name, Path hashFile, ClipTokenizer tokenizer, ClipTextModel textEncoder,
-            UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, Set<String> unusedKeys,
-            int sampleSize) {
-        this.arena = arena;
-        this.name = name;
-        this.hashFile = hashFile;
-        this.tokenizer = tokenizer;
-        this.textEncoder = textEncoder;
-        this.unet = unet;
-        this.vae = vae;
-        this.schedulerConfig = schedulerConfig;
-        this.unusedKeys = unusedKeys;
-        this.sampleSize = sampleSize;
+    private Marble(Builder b) {
+        this.arena = b.arena;
+        this.name = b.name;
+        this.hashFile = b.hashFile;
+        this.tokenizer = b.tokenizer;
+        this.textEncoder = b.textEncoder;
+        this.unet = b.unet;
+        this.unetConfig = b.unetConfig;
+        this.vae = b.vae;
+        this.vaeDecoder = b.vaeDecoder;
+        this.vaeEncoder = b.vaeEncoder;
+        this.vaeConfig = b.vaeConfig;
+        this.schedulerConfig = b.schedulerConfig;
+        this.unusedKeys = b.unusedKeys;
+        this.sampleSize = b.sampleSize;
+    }
+
+    /** What {@link #load} gathers before the model is built. */
+    private static final class Builder {
+        Arena arena;
+        String name;
+        Path hashFile;
+        ClipTokenizer tokenizer;
+        ComponentSlot<ClipTextModel> textEncoder;
+        ComponentSlot<UNet2DConditionModel> unet;
+        UNetConfig unetConfig;
+        ComponentSlot<AutoencoderKL> vae;
+        ComponentSlot<AutoencoderKL> vaeDecoder;
+        ComponentSlot<AutoencoderKL> vaeEncoder;
+        AutoencoderKLConfig vaeConfig;
+        SchedulerConfig schedulerConfig;
+        Set<String> unusedKeys;
+        int sampleSize = 64;
     }
 
     /** Loads a diffusers folder or a single-file checkpoint, all components, plain weights. */
@@ -73,48 +104,95 @@ public final class Marble implements AutoCloseable {
         return load(path, LoadOptions.defaults());
     }
 
-    /** Loads the components {@code options} asks for. */
+    /** Loads the components {@code options} asks for (or, when staged, only their configs). */
     public static Marble load(Path path, LoadOptions options) {
         Arena arena = Arena.ofShared();
         try (ModelFiles files = ModelFiles.open(path, options)) {
-            Set<String> unused = new TreeSet<>();
-            ClipTokenizer tokenizer = options.wants(Component.TOKENIZER) ? ClipTokenizer.load(files.tokenizerDir()) : null;
-            ClipTextModel te = options.wants(Component.TEXT_ENCODER) ? component(files, Component.TEXT_ENCODER, options,
-                    unused, w -> ClipTextModel.load(ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER)),
-                            w.at("text_model"), arena)) : null;
-            UNet2DConditionModel unet = null;
-            int sampleSize = 64;
+            Builder b = new Builder();
+            b.arena = arena;
+            b.name = files.name();
+            b.hashFile = files.hashFile();
+            // Staged: weights are read again by each stage, and their unused keys are added as it loads.
+            Set<String> unused = options.staged() ? ConcurrentHashMap.newKeySet() : new TreeSet<>();
+            b.tokenizer = options.wants(Component.TOKENIZER) ? ClipTokenizer.load(files.tokenizerDir()) : null;
+            if (options.wants(Component.TEXT_ENCODER)) {
+                ClipTextConfig c = ClipTextConfig.fromJson(files.config(Component.TEXT_ENCODER));
+                b.textEncoder = options.staged()
+                        ? ComponentSlot.staged("text_encoder", a -> staged(path, options, f -> component(f,
+                                Component.TEXT_ENCODER, options, unused, w -> ClipTextModel.load(c, w.at("text_model"), a))))
+                        : ComponentSlot.resident("text_encoder", component(files, Component.TEXT_ENCODER, options,
+                                unused, w -> ClipTextModel.load(c, w.at("text_model"), arena)));
+            }
             if (options.wants(Component.UNET)) {
                 JsonNode config = files.config(Component.UNET);
-                unet = component(files, Component.UNET, options, unused,
-                        w -> UNet2DConditionModel.load(UNetConfig.parse(config, "unet config"), w, arena));
-                sampleSize = config.path("sample_size").asInt(64);
+                UNetConfig c = UNetConfig.parse(config, "unet config");
+                b.unetConfig = c;
+                b.sampleSize = config.path("sample_size").asInt(64);
+                b.unet = options.staged()
+                        ? ComponentSlot.staged("unet", a -> staged(path, options, f -> component(f, Component.UNET,
+                                options, unused, w -> UNet2DConditionModel.load(c, w, a))))
+                        : ComponentSlot.resident("unet", component(files, Component.UNET, options, unused,
+                                w -> UNet2DConditionModel.load(c, w, arena)));
             }
-            AutoencoderKL vae = options.wants(Component.VAE) ? component(files, Component.VAE, options, unused,
-                    w -> AutoencoderKL.load(AutoencoderKLConfig.fromJson(files.config(Component.VAE)), w, arena)) : null;
-            SchedulerConfig sched = options.wants(Component.SCHEDULER)
+            if (options.wants(Component.VAE)) {
+                AutoencoderKLConfig c = AutoencoderKLConfig.fromJson(files.config(Component.VAE));
+                b.vaeConfig = c;
+                if (options.staged()) {
+                    // Each half alone: decoder.* and post_quant_conv.*, or encoder.* and quant_conv.*.
+                    b.vaeDecoder = ComponentSlot.staged("vae decoder", a -> staged(path, options,
+                            f -> component(f, Component.VAE, options, unused, w -> AutoencoderKL.loadDecoder(c, w, a),
+                                    "encoder.", "quant_conv.")));
+                    b.vaeEncoder = ComponentSlot.staged("vae encoder", a -> staged(path, options,
+                            f -> component(f, Component.VAE, options, unused, w -> AutoencoderKL.loadEncoder(c, w, a),
+                                    "decoder.", "post_quant_conv.")));
+                    b.vae = b.vaeDecoder; // only for vae()'s message: the whole VAE is never loaded staged
+                } else {
+                    AutoencoderKL vae = component(files, Component.VAE, options, unused,
+                            w -> AutoencoderKL.load(c, w, arena));
+                    b.vae = ComponentSlot.resident("vae", vae);
+                    b.vaeDecoder = b.vae;
+                    b.vaeEncoder = b.vae;
+                }
+            }
+            b.schedulerConfig = options.wants(Component.SCHEDULER)
                     ? SchedulerConfig.of(files.config(Component.SCHEDULER)) : null;
-            return new Marble(arena, files.name(), files.hashFile(), tokenizer, te, unet, vae, sched,
-                    Set.copyOf(unused), sampleSize);
+            b.unusedKeys = unused;
+            return new Marble(b);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
         }
     }
 
+    /** Opens the model's files for one staged component and closes them (unmapping every page) after. */
+    private static <T> T staged(Path path, LoadOptions options, Function<ModelFiles, T> load) {
+        try (ModelFiles files = ModelFiles.open(path, options)) {
+            return load.apply(files);
+        }
+    }
+
     /**
      * Builds one component from its weights, quantized on load when {@code options} ask for it (the
-     * quantized copies are freed before this returns); adds the keys it did not read to {@code unused}.
+     * quantized copies are freed before this returns); adds the keys it did not read to {@code unused},
+     * except those under {@code notLoaded} (the other half of a VAE loaded in halves).
      */
     private static <T> T component(ModelFiles files, Component c, LoadOptions options, Set<String> unused,
-            Function<WeightScope, T> build) {
+            Function<WeightScope, T> build, String... notLoaded) {
         TensorSource src = files.weights(c);
         QuantizingSource q = options.quant() == null ? null
                 : QuantizingSource.wrap(src, c.folder(), QuantRules.defaults(options.quant()));
         try {
             WeightScope w = WeightScope.root(q != null ? q : src);
             T model = build.apply(w);
-            unused.addAll(w.unusedKeys());
+            for (String k : w.unusedKeys()) {
+                boolean skipped = false;
+                for (String prefix : notLoaded) {
+                    skipped |= k.startsWith(prefix);
+                }
+                if (!skipped) {
+                    unused.add(k);
+                }
+            }
             return model;
         } finally {
             if (q != null) {
@@ -192,29 +270,59 @@ public final class Marble implements AutoCloseable {
         return sampleSize;
     }
 
-    /** Weight keys that no component read (EMA copies, extra buffers), for --verbose. */
+    /**
+     * Weight keys that no component read (EMA copies, extra buffers), for --verbose. When staged, a
+     * component's keys are known once a generation has loaded it.
+     */
     public Set<String> unusedKeys() {
-        return unusedKeys;
+        return Collections.unmodifiableSet(new TreeSet<>(unusedKeys));
     }
 
     public ClipTokenizer tokenizer() {
         return require(tokenizer, Component.TOKENIZER);
     }
 
+    /** The resident text encoder; fails when the model was loaded staged. */
     public ClipTextModel textEncoder() {
-        return require(textEncoder, Component.TEXT_ENCODER);
+        return require(textEncoder, Component.TEXT_ENCODER).resident();
     }
 
+    /** The resident UNet; fails when the model was loaded staged. */
     public UNet2DConditionModel unet() {
-        return require(unet, Component.UNET);
+        return require(unet, Component.UNET).resident();
     }
 
+    /** The resident VAE; fails when the model was loaded staged. */
     public AutoencoderKL vae() {
-        return require(vae, Component.VAE);
+        return require(vae, Component.VAE).resident();
     }
 
     public SchedulerConfig schedulerConfig() {
         return require(schedulerConfig, Component.SCHEDULER);
+    }
+
+    ComponentSlot<ClipTextModel> textEncoderSlot() {
+        return require(textEncoder, Component.TEXT_ENCODER);
+    }
+
+    ComponentSlot<UNet2DConditionModel> unetSlot() {
+        return require(unet, Component.UNET);
+    }
+
+    UNetConfig unetConfig() {
+        return require(unetConfig, Component.UNET);
+    }
+
+    ComponentSlot<AutoencoderKL> vaeDecoderSlot() {
+        return require(vaeDecoder, Component.VAE);
+    }
+
+    ComponentSlot<AutoencoderKL> vaeEncoderSlot() {
+        return require(vaeEncoder, Component.VAE);
+    }
+
+    AutoencoderKLConfig vaeConfig() {
+        return require(vaeConfig, Component.VAE);
     }
 
     private static <T> T require(T part, Component c) {
@@ -227,5 +335,6 @@ public final class Marble implements AutoCloseable {
     @Override
     public void close() {
         arena.close();
+        NativeMemory.releaseFreed();
     }
 }

@@ -29,16 +29,4 @@ class TensorTest {
             assertThrows(MarbleException.class, () -> t.reshape(5, -1));
         }
     }
-
-    @Test
-    void workspaceRecyclesBuffersOfTheSameSize() {
-        try (Workspace ws = new Workspace()) {
-            Tensor a = ws.take(DType.F32, 16, 16);
-            ws.give(a);
-            long before = ws.allocatedBytes();
-            Tensor b = ws.take(DType.F32, 256);
-            assertEquals(before, ws.allocatedBytes());
-            assertEquals(a.data().address(), b.data().address());
-        }
-    }
 }

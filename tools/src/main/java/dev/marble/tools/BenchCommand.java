@@ -59,14 +59,14 @@ final class BenchCommand implements Runnable {
         }
         List<String> stages = stage.equals("all") ? List.of("load", "text-encoder", "unet", "vae-decode") : List.of(stage);
         System.out.println(Simd.describe());
-        System.out.printf(Locale.ROOT, "%-14s %-14s %10s %10s %10s %8s %12s%n", "stage", "shape", "seconds",
-                "GFLOP", "GFLOP/s", "of peak", "peak RSS MB");
+        System.out.printf(Locale.ROOT, "%-14s %-14s %10s %10s %10s %8s %12s %12s %12s%n", "stage", "shape", "seconds",
+                "GFLOP", "GFLOP/s", "of peak", "peak RSS MB", "scratch MB", "live MB");
         resetPeakRss();
         long t0 = System.nanoTime();
         try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format())) {
             double load = (System.nanoTime() - t0) / 1e9;
             if (stages.contains("load")) {
-                row("load", "-", load, 0);
+                row("load", "-", load, 0, null);
             }
             for (String s : stages) {
                 switch (s) {
@@ -111,16 +111,23 @@ final class BenchCommand implements Runnable {
                 Flops.reset();
                 long t0 = System.nanoTime();
                 body.accept(ws);
-                row(name, shape, (System.nanoTime() - t0) / 1e9, Flops.count());
+                row(name, shape, (System.nanoTime() - t0) / 1e9, Flops.count(), ws);
             }
         }
     }
 
-    private void row(String name, String shape, double seconds, long flops) {
+    /**
+     * ws: the stage's scratch, whose size (the high-water mark of its buffers: what a repeated call
+     * keeps) and largest number of live bytes are shown; null for none.
+     */
+    private void row(String name, String shape, double seconds, long flops, Workspace ws) {
         double gf = flops / 1e9;
-        System.out.printf(Locale.ROOT, "%-14s %-14s %10.3f %10.1f %10.1f %7.0f%% %12.0f%n", name, shape, seconds, gf,
-                gf / seconds, 100 * gf / seconds / peak, peakRssMb());
+        System.out.printf(Locale.ROOT, "%-14s %-14s %10.3f %10.1f %10.1f %7.0f%% %12.0f %12.0f %12.0f%n", name, shape,
+                seconds, gf, gf / seconds, 100 * gf / seconds / peak, peakRssMb(),
+                ws == null ? 0 : ws.highWaterBytes() / MB, ws == null ? 0 : ws.peakLiveBytes() / MB);
     }
+
+    private static final double MB = 1 << 20;
 
     private static Tensor random(Arena arena, long... shape) {
         long n = 1;

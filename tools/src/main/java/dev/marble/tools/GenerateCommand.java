@@ -2,6 +2,7 @@ package dev.marble.tools;
 
 import dev.marble.runtime.Component;
 import dev.marble.runtime.GenerationCancelledException;
+import dev.marble.runtime.GenerationListener;
 import dev.marble.runtime.GenerationRequest;
 import dev.marble.runtime.GenerationResult;
 import dev.marble.runtime.Marble;
@@ -77,6 +78,10 @@ final class GenerateCommand implements Runnable {
     @Option(names = {"-q", "--quiet"}, description = "No progress bar.")
     boolean quiet;
 
+    @Option(names = "--resident", description = "Load every component before starting and keep it to the end"
+            + " (default: each one only for its stage, which needs less memory).")
+    boolean resident;
+
     @Mixin
     Options options;
 
@@ -84,7 +89,11 @@ final class GenerateCommand implements Runnable {
     public void run() {
         options.apply();
         GenerationRequest request = request();
-        try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format())) {
+        StageMemory memory = options.verbose() ? new StageMemory() : null;
+        try (Marble m = model.load(EnumSet.allOf(Component.class), options, quant.format(), !resident)) {
+            if (memory != null) {
+                memory.loaded();
+            }
             AtomicBoolean cancelled = new AtomicBoolean();
             CountDownLatch finished = new CountDownLatch(1);
             // Ctrl-C: stop between steps and write nothing; the hook waits for the loop to notice.
@@ -100,11 +109,28 @@ final class GenerateCommand implements Runnable {
             ProgressBar bar = quiet ? null : new ProgressBar(System.err, "generating");
             GenerationResult result;
             try {
-                result = m.generate(request, (image, step, total, t) -> {
-                    if (bar != null) {
-                        bar.update(image * total + step, total * request.batchCount());
+                result = m.generate(request, new GenerationListener() {
+                    @Override
+                    public boolean onStep(int image, int step, int total, double t) {
+                        if (bar != null) {
+                            bar.update(image * total + step, total * request.batchCount());
+                        }
+                        return !cancelled.get();
                     }
-                    return !cancelled.get();
+
+                    @Override
+                    public void stageStarted(Stage stage) {
+                        if (memory != null) {
+                            memory.started();
+                        }
+                    }
+
+                    @Override
+                    public void stageFinished(Stage stage) {
+                        if (memory != null) {
+                            memory.finished(stage);
+                        }
+                    }
                 });
             } catch (GenerationCancelledException e) {
                 if (bar != null) {
@@ -122,6 +148,12 @@ final class GenerateCommand implements Runnable {
                 return;
             }
             write(result.images());
+            if (memory != null) {
+                System.err.println("marble: peak RSS " + memory);
+                if (!resident && !m.unusedKeys().isEmpty()) { // staged: known once each component has loaded
+                    System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
+                }
+            }
             finished.countDown();
             Runtime.getRuntime().removeShutdownHook(hook);
         }
@@ -166,9 +198,9 @@ final class GenerateCommand implements Runnable {
                 GenerationResult.Timings t = img.timings();
                 System.err.printf(java.util.Locale.ROOT,
                         "marble: text encoder %.2f s, denoising %.2f s (%d steps, %.2f s/step), VAE decode %.2f s,"
-                                + " total %.2f s, peak RSS %.0f MB%n",
+                                + " loading %.2f s, total %.2f s, peak RSS %.0f MB%n",
                         t.textEncoder(), t.denoising(), t.steps(), t.denoising() / Math.max(1, t.steps()),
-                        t.vaeDecode(), t.total(), BenchCommand.peakRssMb());
+                        t.vaeDecode(), t.loading(), t.total(), BenchCommand.peakRssMb());
             }
         }
         if (saveTensors != null) {

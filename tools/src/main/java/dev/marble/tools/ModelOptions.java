@@ -24,16 +24,25 @@ final class ModelOptions {
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "Tokenizer folder (vocab.json, merges.txt) for a single-file checkpoint.")
     Path tokenizer;
 
+    /** Loads the components, resident. */
     Marble load(Set<Component> components, Options common) {
         return load(components, common, null);
     }
 
-    /** Loads {@code components}, quantized on load to {@code quant} unless it is null. */
+    /** Loads {@code components}, resident, quantized on load to {@code quant} unless it is null. */
     Marble load(Set<Component> components, Options common, QuantFormat quant) {
+        return load(components, common, quant, false);
+    }
+
+    /**
+     * Loads {@code components}, quantized on load to {@code quant} unless it is null; with {@code staged}
+     * only their configs, each component then being loaded for its stage (see LoadOptions.staged).
+     */
+    Marble load(Set<Component> components, Options common, QuantFormat quant, boolean staged) {
         if (variant != null && variant.isBlank()) {
             throw new MarbleException("--variant: empty name");
         }
-        LoadOptions options = new LoadOptions(variant, config, tokenizer, components, quant);
+        LoadOptions options = new LoadOptions(variant, config, tokenizer, components, quant, staged);
         Marble m;
         if (model != null) {
             m = Marble.load(model, options);

@@ -23,6 +23,13 @@ public final class Layout {
     private Layout() {
     }
 
+    /** Rows [r0, r1) of image n of a contiguous F32 x [B, H, W, C], as a [1, r1 − r0, W, C] view. */
+    public static Tensor rows(Tensor x, int n, int r0, int r1) {
+        long row = x.dim(2) * x.dim(3) * 4;
+        return Tensor.wrap(x.data().asSlice(((long) n * x.dim(1) + r0) * row, (r1 - r0) * row), DType.F32, 1, r1 - r0,
+                x.dim(2), x.dim(3));
+    }
+
     /** dst [B, H, W, C] = src [B, C, H, W]. */
     public static void nchwToNhwc(Tensor src, Tensor dst) {
         checkRank4("NCHW input", src);

@@ -74,6 +74,8 @@ public final class ResnetBlock2D {
      * As {@link #forward(Workspace, Tensor, Tensor)}, but x is given back to {@code ws}. With a
      * conv_shortcut, x is then normalized in place instead of into a copy: at full resolution in the
      * VAE decoder's last block that saves one input-sized activation (256 MiB for SD at 512×512).
+     * When x is large as well ({@link Conv2dLayer#BAND_BYTES}) and conv1 narrows the channels, conv1
+     * then writes its result over x, band by band, which saves another (128 MiB there).
      */
     public Tensor forwardAndGive(Workspace ws, Tensor x, Tensor tembAct) {
         return forward(ws, x, tembAct, true);
@@ -87,8 +89,13 @@ public final class ResnetBlock2D {
         // 2. norm1 + act, conv1
         Tensor n = inPlace ? x : ws.take(DType.F32, x.shape()); // [B, H, W, Cin]
         norm1.forward(x, act, n);
-        Tensor h = conv1.forward(ws, n); // [B, H, W, Cout]
-        ws.give(n);
+        Tensor h;
+        if (inPlace && x.byteSize() >= Conv2dLayer.BAND_BYTES && conv1.outChannels() < conv1.inChannels()) {
+            h = conv1.forwardOverInput(ws, n); // [B, H, W, Cout] in x's buffer
+        } else {
+            h = conv1.forward(ws, n); // [B, H, W, Cout]
+            ws.give(n);
+        }
         // 3. add the projected time embedding per (batch, channel)
         if (time_emb_proj != null) {
             Objects.requireNonNull(tembAct, "ResnetBlock2D with time_emb_proj: no time embedding given");
@@ -109,7 +116,7 @@ public final class ResnetBlock2D {
             ws.give(shortcut);
         }
         if (giveX && !inPlace) {
-            ws.give(x); // (in place, x was given back as n)
+            ws.give(x); // (in place, x was given back as n, or its buffer became h)
         }
         if (outputScaleFactor != 1f) {
             // (x + h) / f; torch divides, a multiply by 1/f can differ by one ulp

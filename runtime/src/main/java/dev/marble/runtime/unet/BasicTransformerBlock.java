@@ -48,24 +48,29 @@ final class BasicTransformerBlock {
         return attn2.contextDim();
     }
 
-    /** Updates tokens x [B, L, D] in place; ctx [B, Lk, Dctx]. */
+    /**
+     * Updates tokens x [B, L, D] in place; ctx [B, Lk, Dctx]. Each normed copy of x is given back as
+     * soon as it is projected, so that it is not live during the attention.
+     */
     void forward(Workspace ws, Tensor x, Tensor ctx) {
-        Tensor n = ws.take(DType.F32, x.shape()); // [B, L, D]
         // 1. self-attention
+        Tensor n = ws.take(DType.F32, x.shape()); // [B, L, D]
         norm1.forward(x, n);
-        Tensor a = attn1.forward(ws, n, n); // [B, L, D]
+        Tensor a = attn1.forwardAndGive(ws, n, null); // [B, L, D]
         Elementwise.add(x, a, x);
         ws.give(a);
         // 2. cross-attention to the text context
+        n = ws.take(DType.F32, x.shape()); // [B, L, D]
         norm2.forward(x, n);
-        a = attn2.forward(ws, n, ctx); // [B, L, D]
+        a = attn2.forwardAndGive(ws, n, ctx); // [B, L, D]
         Elementwise.add(x, a, x);
         ws.give(a);
         // 3. GEGLU feed-forward
+        n = ws.take(DType.F32, x.shape()); // [B, L, D]
         norm3.forward(x, n);
         a = ff.forward(ws, n); // [B, L, D]
+        ws.give(n);
         Elementwise.add(x, a, x);
         ws.give(a);
-        ws.give(n);
     }
 }

@@ -1,7 +1,6 @@
 package dev.marble.runtime.unet;
 
 import dev.marble.runtime.nn.Linear;
-import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Attention;
@@ -11,7 +10,7 @@ import java.lang.foreign.Arena;
 /**
  * diffusers {@code Attention} with the default processor (named after its older name CrossAttention to
  * keep it apart from the kernel): q = to_q(x), k = to_k(ctx), v = to_v(ctx) without bias, multi-head
- * softmax(q·kᵀ / √d)·v, then to_out.0 (with bias). Self-attention when ctx is x.
+ * softmax(q·kᵀ / √d)·v, then to_out.0 (with bias). Self-attention when ctx is x (passed as null).
  */
 final class CrossAttention {
     private final Linear to_q; // [inner, D]
@@ -46,18 +45,23 @@ final class CrossAttention {
         return to_k.inFeatures();
     }
 
-    /** x [B, L, D], ctx [B, Lk, Dctx] → a new workspace tensor [B, L, D]. */
-    Tensor forward(Workspace ws, Tensor x, Tensor ctx) {
+    /**
+     * x [B, L, D], ctx [B, Lk, Dctx] (null for self-attention: ctx is x) → a new workspace tensor
+     * [B, L, D]. x is given back to {@code ws} as soon as it is projected; ctx is left to the caller.
+     */
+    Tensor forwardAndGive(Workspace ws, Tensor x, Tensor ctx) {
+        // 1. projections; the attention then overwrites q with its output, query row by query row
         Tensor q = to_q.forward(ws, x); // [B, L, inner]
-        Tensor k = to_k.forward(ws, ctx); // [B, Lk, inner]
-        Tensor v = to_v.forward(ws, ctx); // [B, Lk, inner]
-        Tensor o = ws.take(DType.F32, q.shape()); // [B, L, inner]
-        Attention.forward(q, k, v, heads, scale, false, o);
+        Tensor k = to_k.forward(ws, ctx == null ? x : ctx); // [B, Lk, inner]
+        Tensor v = to_v.forward(ws, ctx == null ? x : ctx); // [B, Lk, inner]
+        ws.give(x);
+        // 2. multi-head attention, in place of q
+        Attention.forward(q, k, v, heads, scale, false, q);
         ws.give(v);
         ws.give(k);
+        // 3. output projection
+        Tensor out = to_out.forward(ws, q); // [B, L, D]
         ws.give(q);
-        Tensor out = to_out.forward(ws, o); // [B, L, D]
-        ws.give(o);
         return out;
     }
 }

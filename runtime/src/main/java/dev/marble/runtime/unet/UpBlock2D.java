@@ -80,8 +80,8 @@ final class UpBlock2D {
             Elementwise.concatChannels(h, s, cat);
             ws.give(h);
             ws.give(s);
-            h = resnets.get(j).forward(ws, cat, tembAct); // [B, H, W, Cout]
-            ws.give(cat);
+            // cat is given back inside: with a conv_shortcut it is normalized in place, not copied
+            h = resnets.get(j).forwardAndGive(ws, cat, tembAct); // [B, H, W, Cout]
             if (!attentions.isEmpty()) {
                 Tensor a = attentions.get(j).forward(ws, h, ctx); // [B, H, W, Cout]
                 ws.give(h);

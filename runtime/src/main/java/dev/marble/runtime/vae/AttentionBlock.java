@@ -2,7 +2,6 @@ package dev.marble.runtime.vae;
 
 import dev.marble.runtime.nn.GroupNormLayer;
 import dev.marble.runtime.nn.Linear;
-import dev.marble.tensors.DType;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.Workspace;
 import dev.marble.tensors.kernels.Activation;
@@ -58,15 +57,13 @@ final class AttentionBlock {
         Tensor k = toK.forward(ws, n); // [B, L, C]
         Tensor v = toV.forward(ws, n); // [B, L, C]
         ws.give(n);
-        // 2. single-head softmax(q·kᵀ / √C) · v
-        Tensor a = ws.take(DType.F32, tokens.shape()); // [B, L, C]
-        Attention.forward(q, k, v, 1, scale, false, a);
-        ws.give(q);
+        // 2. single-head softmax(q·kᵀ / √C) · v, in place of q
+        Attention.forward(q, k, v, 1, scale, false, q);
         ws.give(k);
         ws.give(v);
         // 3. output projection and residual (rescale_output_factor is 1)
-        Tensor out = toOut.forward(ws, a); // [B, L, C]
-        ws.give(a);
+        Tensor out = toOut.forward(ws, q); // [B, L, C]
+        ws.give(q);
         Elementwise.add(out, tokens, out);
         ws.give(x);
         return out.reshape(shape);

@@ -36,8 +36,8 @@ public final class AutoencoderKL {
     static final float NORM_EPS = 1e-6f;
 
     private final AutoencoderKLConfig config;
-    private final Encoder encoder;
-    private final Decoder decoder;
+    private final Encoder encoder; // or null when loaded for decoding only
+    private final Decoder decoder; // or null when loaded for encoding only
     private final Conv2dLayer quantConv;     // [2·latent, 2·latent, 1, 1], or null
     private final Conv2dLayer postQuantConv; // [latent, latent, 1, 1], or null
 
@@ -56,12 +56,32 @@ public final class AutoencoderKL {
      * closed afterwards.
      */
     public static AutoencoderKL load(AutoencoderKLConfig config, WeightScope w, Arena arena) {
+        return load(config, w, true, true, arena);
+    }
+
+    /**
+     * Only what {@link #decode} needs (decoder.*, post_quant_conv.*): a txt2img run never encodes, and
+     * the encoder is a third of the VAE. {@link #encode} then fails.
+     */
+    public static AutoencoderKL loadDecoder(AutoencoderKLConfig config, WeightScope w, Arena arena) {
+        return load(config, w, false, true, arena);
+    }
+
+    /** Only what {@link #encode} needs (encoder.*, quant_conv.*); {@link #decode} then fails. */
+    public static AutoencoderKL loadEncoder(AutoencoderKLConfig config, WeightScope w, Arena arena) {
+        return load(config, w, true, false, arena);
+    }
+
+    private static AutoencoderKL load(AutoencoderKLConfig config, WeightScope w, boolean encoder, boolean decoder,
+            Arena arena) {
         int l = config.latentChannels();
         return new AutoencoderKL(config,
-                Encoder.load(config, w.at("encoder"), arena),
-                Decoder.load(config, w.at("decoder"), arena),
-                config.useQuantConv() ? Conv2dLayer.load(w.at("quant_conv"), 2 * l, 2 * l, 1, 1, 0, arena) : null,
-                config.usePostQuantConv() ? Conv2dLayer.load(w.at("post_quant_conv"), l, l, 1, 1, 0, arena) : null);
+                encoder ? Encoder.load(config, w.at("encoder"), arena) : null,
+                decoder ? Decoder.load(config, w.at("decoder"), arena) : null,
+                encoder && config.useQuantConv() ? Conv2dLayer.load(w.at("quant_conv"), 2 * l, 2 * l, 1, 1, 0, arena)
+                        : null,
+                decoder && config.usePostQuantConv()
+                        ? Conv2dLayer.load(w.at("post_quant_conv"), l, l, 1, 1, 0, arena) : null);
     }
 
     public AutoencoderKLConfig config() {
@@ -78,6 +98,9 @@ public final class AutoencoderKL {
     }
 
     Tensor decode(Workspace ws, Tensor z, Probe probe) {
+        if (decoder == null) {
+            throw new MarbleException("vae decode: this VAE was loaded without its decoder");
+        }
         checkNchw("vae decode input z", z, config.latentChannels());
         // 1. to channels-last, post_quant_conv
         Tensor h = Layout.toNhwc(ws, z); // [B, h, w, latent]
@@ -105,6 +128,9 @@ public final class AutoencoderKL {
     }
 
     LatentDist encode(Workspace ws, Tensor image, Probe probe) {
+        if (encoder == null) {
+            throw new MarbleException("vae encode: this VAE was loaded without its encoder");
+        }
         checkNchw("vae encode input image", image, config.inChannels());
         // 1. to channels-last, encoder, quant_conv
         Tensor x = Layout.toNhwc(ws, image); // [B, H, W, in]

@@ -7,7 +7,9 @@ import dev.marble.tensors.Tensor;
 /**
  * Multi-head scaled-dot-product attention on token-major tensors: q [B, Lq, H·D], k and v
  * [B, Lk, H·D] → out [B, Lq, H·D], out = softmax(q·kᵀ·scale (+ causal mask)) · v per head.
- * Heads are contiguous D-wide column groups, as a Linear projection produces them.
+ * Heads are contiguous D-wide column groups, as a Linear projection produces them. out may be q
+ * itself (both kernels read a query's columns of one head before they write its output there, and
+ * nothing else reads them), which saves a buffer of q's size; it must not overlap k or v.
  */
 public final class Attention {
     private Attention() {

@@ -68,6 +68,31 @@ class AttentionKernelTest {
     }
 
     @Test
+    void outputMayReplaceTheQueries() {
+        Random rnd = new Random(11);
+        for (Case cs : CASES) {
+            try (Arena arena = Arena.ofShared()) {
+                int c = cs.heads * cs.d;
+                float[] qa = random(rnd, cs.b * cs.lq * c, cs.amp);
+                Tensor q = Tensor.fromFloats(arena, qa, cs.b, cs.lq, c);
+                Tensor k = Tensor.fromFloats(arena, random(rnd, cs.b * cs.lk * c, cs.amp), cs.b, cs.lk, c);
+                Tensor v = Tensor.fromFloats(arena, random(rnd, cs.b * cs.lk * c, 1), cs.b, cs.lk, c);
+                float scale = (float) (1 / Math.sqrt(cs.d));
+                Tensor apart = Tensor.allocate(arena, DType.F32, cs.b, cs.lq, c);
+                Attention.forward(q, k, v, cs.heads, scale, cs.causal, apart);
+                Attention.forward(q, k, v, cs.heads, scale, cs.causal, q);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(apart.toFloatArray(), q.toFloatArray(),
+                        "SIMD in place, " + cs + " at " + Simd.describe());
+                Tensor q2 = Tensor.fromFloats(arena, qa, cs.b, cs.lq, c);
+                AttentionScalar.forward(q2, k, v, cs.heads, scale, cs.causal, apart);
+                AttentionScalar.forward(q2, k, v, cs.heads, scale, cs.causal, q2);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(apart.toFloatArray(), q2.toFloatArray(),
+                        "scalar in place, " + cs);
+            }
+        }
+    }
+
+    @Test
     void resultDoesNotDependOnThreadCount() {
         Random rnd = new Random(7);
         Case cs = new Case(2, 100, 100, 3, 40, true, 1);

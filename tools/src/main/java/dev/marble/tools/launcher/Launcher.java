@@ -21,6 +21,10 @@ public final class Launcher {
     static final String[] JVM_FLAGS = {
         "--add-modules", "jdk.incubator.vector",
         "--enable-native-access=ALL-UNNAMED",
+        // Tensors live off-heap and the kernels allocate nothing once compiled, but until then the Vector
+        // API's fallbacks make garbage fast; G1 answers by growing its young generation to hundreds of MB,
+        // all of it resident. A small fixed young generation keeps the Java heap at tens of MB.
+        "-XX:+UseSerialGC", "-Xmn32m",
         "-Dmarble.launched=true",
     };
     private static final String MAIN = "dev.marble.tools.Main";
