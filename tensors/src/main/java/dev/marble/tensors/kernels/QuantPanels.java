@@ -47,8 +47,12 @@ abstract sealed class QuantPanels extends PanelDecoder permits QuantPanels.Q8, Q
     private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
     /** Bytes of one float vector (at least 64 bits, the smallest byte vector), widened whole. */
     private static final VectorSpecies<Byte> BS = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, L * 8)));
-    /** 128-bit floats: one 8-byte load holds a whole row of NR codes, widened in two parts. */
-    private static final boolean SPLIT = BS.length() > L;
+    /**
+     * Where the second L codes of a row are: L bytes further, or (128-bit floats, whose L = 4 bytes is
+     * below the smallest byte vector) part 1 of the same 8-byte load.
+     */
+    private static final long STEP = BS.length() > L ? 0 : L;
+    private static final int PART = BS.length() > L ? 1 : 0;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
 
@@ -130,7 +134,7 @@ abstract sealed class QuantPanels extends PanelDecoder permits QuantPanels.Q8, Q
 
     /**
      * NR F16 values at byte {@code at} → floats in dst[o .. o + NR). The decoders park a block's scales
-     * in the first destination row they overwrite last, and load them as vectors before the block.
+     * in the block's last destination rows, which it writes last, and load them as vectors first.
      */
     static void halfs(MemorySegment data, long at, float[] dst, int o) {
         for (int j = 0; j < NR; j++) {
@@ -138,20 +142,27 @@ abstract sealed class QuantPanels extends PanelDecoder permits QuantPanels.Q8, Q
         }
     }
 
-    /** Bytes {@code part}·L .. +L of the NR-byte row at {@code at}, sign-extended to floats. */
-    static FloatVector floats(MemorySegment data, long at, int part) {
-        return SPLIT
-                ? (FloatVector) ByteVector.fromMemorySegment(BS, data, at, LE).convertShape(VectorOperators.B2F, S, part)
-                : (FloatVector) ByteVector.fromMemorySegment(BS, data, at + (long) part * L, LE)
-                        .convertShape(VectorOperators.B2F, S, 0);
+    // Vector helpers stay under the JIT's 35-byte always-inline size: a helper that is not inlined
+    // returns its vector boxed on the heap, which made a decoder 10x slower.
+
+    /** Bytes 0 .. L of the NR-byte row at {@code at}, sign-extended to floats. */
+    static FloatVector floats0(MemorySegment data, long at) {
+        return (FloatVector) ByteVector.fromMemorySegment(BS, data, at, LE).convertShape(VectorOperators.B2F, S, 0);
     }
 
-    /** As {@link #floats}, to ints. */
-    static IntVector ints(MemorySegment data, long at, int part) {
-        return SPLIT
-                ? (IntVector) ByteVector.fromMemorySegment(BS, data, at, LE).convertShape(VectorOperators.B2I, IS, part)
-                : (IntVector) ByteVector.fromMemorySegment(BS, data, at + (long) part * L, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
+    /** Bytes L .. NR of the row at {@code at}, sign-extended to floats. */
+    static FloatVector floats1(MemorySegment data, long at) {
+        return (FloatVector) ByteVector.fromMemorySegment(BS, data, at + STEP, LE).convertShape(VectorOperators.B2F, S, PART);
+    }
+
+    /** As {@link #floats0}, to ints. */
+    static IntVector ints0(MemorySegment data, long at) {
+        return (IntVector) ByteVector.fromMemorySegment(BS, data, at, LE).convertShape(VectorOperators.B2I, IS, 0);
+    }
+
+    /** As {@link #floats1}, to ints. */
+    static IntVector ints1(MemorySegment data, long at) {
+        return (IntVector) ByteVector.fromMemorySegment(BS, data, at + STEP, LE).convertShape(VectorOperators.B2I, IS, PART);
     }
 
     static FloatVector toFloats(IntVector v) {
@@ -205,17 +216,21 @@ abstract sealed class QuantPanels extends PanelDecoder permits QuantPanels.Q8, Q
             requireBlocks(k0, kc);
             long base = panel * panelBytes(k);
             for (int b = k0 / BLOCK, o = dstOff; b < (k0 + kc) / BLOCK; b++, o += BLOCK * NR) {
-                long at = base + (long) b * BLOCK_BYTES;
-                int park = o + (BLOCK - 1) * NR;
-                halfs(data, at + BLOCK * NR, dst, park);
-                FloatVector d0 = FloatVector.fromArray(S, dst, park);
-                FloatVector d1 = FloatVector.fromArray(S, dst, park + L);
-                for (int r = 0; r < BLOCK; r++) {
-                    long row = at + (long) r * NR;
-                    int to = o + r * NR;
-                    floats(data, row, 0).mul(d0).intoArray(dst, to);
-                    floats(data, row, 1).mul(d1).intoArray(dst, to + L);
-                }
+                block(data, base + (long) b * BLOCK_BYTES, dst, o);
+            }
+        }
+
+        /** One block at byte {@code at} → dst[o .. o + 32·NR). */
+        private static void block(MemorySegment data, long at, float[] dst, int o) {
+            int park = o + (BLOCK - 1) * NR;
+            halfs(data, at + BLOCK * NR, dst, park);
+            FloatVector d0 = FloatVector.fromArray(S, dst, park);
+            FloatVector d1 = FloatVector.fromArray(S, dst, park + L);
+            for (int r = 0; r < BLOCK; r++) {
+                long row = at + (long) r * NR;
+                int to = o + r * NR;
+                floats0(data, row).mul(d0).intoArray(dst, to);
+                floats1(data, row).mul(d1).intoArray(dst, to + L);
             }
         }
     }
@@ -256,25 +271,29 @@ abstract sealed class QuantPanels extends PanelDecoder permits QuantPanels.Q8, Q
         void decode(MemorySegment data, int k, int panel, int k0, int kc, float[] dst, int dstOff) {
             requireBlocks(k0, kc);
             long base = panel * panelBytes(k);
-            int half = BLOCK / 2 * NR;
             for (int b = k0 / BLOCK, o = dstOff; b < (k0 + kc) / BLOCK; b++, o += BLOCK * NR) {
-                long at = base + (long) b * BLOCK_BYTES;
-                int park = o + (BLOCK - 1) * NR;
-                halfs(data, at + half, dst, park);
-                FloatVector d0 = FloatVector.fromArray(S, dst, park);
-                FloatVector d1 = FloatVector.fromArray(S, dst, park + L);
-                FloatVector m0 = d0.mul(-8f);
-                FloatVector m1 = d1.mul(-8f);
-                for (int r = 0; r < BLOCK / 2; r++) {
-                    long row = at + (long) r * NR;
-                    int to = o + r * NR;
-                    IntVector c0 = ints(data, row, 0);
-                    IntVector c1 = ints(data, row, 1);
-                    low(c0).fma(d0, m0).intoArray(dst, to);
-                    low(c1).fma(d1, m1).intoArray(dst, to + L);
-                    high(c0).fma(d0, m0).intoArray(dst, to + half);
-                    high(c1).fma(d1, m1).intoArray(dst, to + half + L);
-                }
+                block(data, base + (long) b * BLOCK_BYTES, dst, o);
+            }
+        }
+
+        /** One block at byte {@code at} → dst[o .. o + 32·NR). */
+        private static void block(MemorySegment data, long at, float[] dst, int o) {
+            int half = BLOCK / 2 * NR;
+            int park = o + (BLOCK - 1) * NR;
+            halfs(data, at + half, dst, park);
+            FloatVector d0 = FloatVector.fromArray(S, dst, park);
+            FloatVector d1 = FloatVector.fromArray(S, dst, park + L);
+            FloatVector m0 = d0.mul(-8f);
+            FloatVector m1 = d1.mul(-8f);
+            for (int r = 0; r < BLOCK / 2; r++) {
+                long row = at + (long) r * NR;
+                int to = o + r * NR;
+                IntVector c0 = ints0(data, row);
+                IntVector c1 = ints1(data, row);
+                low(c0).fma(d0, m0).intoArray(dst, to);
+                low(c1).fma(d1, m1).intoArray(dst, to + L);
+                high(c0).fma(d0, m0).intoArray(dst, to + half);
+                high(c1).fma(d1, m1).intoArray(dst, to + half + L);
             }
         }
     }
@@ -338,40 +357,42 @@ abstract sealed class QuantPanels extends PanelDecoder permits QuantPanels.Q8, Q
         void decode(MemorySegment data, int k, int panel, int k0, int kc, float[] dst, int dstOff) {
             requireBlocks(k0, kc);
             long base = panel * panelBytes(k);
+            for (int b = k0 / BLOCK, o = dstOff; b < (k0 + kc) / BLOCK; b++, o += BLOCK * NR) {
+                block(data, base + (long) (b / SUPER) * SUPER_BYTES, base + blockOffset(b), dst, o);
+            }
+        }
+
+        /**
+         * One block at byte {@code at} of the super-block at {@code h} → dst[o .. o + 32·NR). The
+         * per-column d_b and m_b are computed in scalar code: few vector operations per compiled method
+         * keep C2 below its inlining node budget (past it, vectors are boxed and the decode runs 10×
+         * slower), and the vector loop needs that budget.
+         */
+        private static void block(MemorySegment data, long h, long at, float[] dst, int o) {
             int half = BLOCK / 2 * NR;
-            int b0 = k0 / BLOCK;
-            FloatVector dSup0 = null;
-            FloatVector dSup1 = null;
-            FloatVector mSup0 = null;
-            FloatVector mSup1 = null;
-            for (int b = b0, o = dstOff; b < (k0 + kc) / BLOCK; b++, o += BLOCK * NR) {
-                long at = base + blockOffset(b);
-                int park = o + (BLOCK - 1) * NR;
-                if (b == b0 || b % SUPER == 0) {
-                    long h = base + (long) (b / SUPER) * SUPER_BYTES;
-                    halfs(data, h, dst, park);
-                    dSup0 = FloatVector.fromArray(S, dst, park);
-                    dSup1 = FloatVector.fromArray(S, dst, park + L);
-                    halfs(data, h + 2 * NR, dst, park);
-                    mSup0 = FloatVector.fromArray(S, dst, park);
-                    mSup1 = FloatVector.fromArray(S, dst, park + L);
-                }
-                long sc = at + half;
-                long mn = sc + NR;
-                FloatVector d0 = dSup0.mul(toFloats(ints(data, sc, 0).and(0xff))).div(255f);
-                FloatVector d1 = dSup1.mul(toFloats(ints(data, sc, 1).and(0xff))).div(255f);
-                FloatVector m0 = mSup0.mul(floats(data, mn, 0)).div(127f);
-                FloatVector m1 = mSup1.mul(floats(data, mn, 1)).div(127f);
-                for (int r = 0; r < BLOCK / 2; r++) {
-                    long row = at + (long) r * NR;
-                    int to = o + r * NR;
-                    IntVector c0 = ints(data, row, 0);
-                    IntVector c1 = ints(data, row, 1);
-                    low(c0).mul(d0).add(m0).intoArray(dst, to);
-                    low(c1).mul(d1).add(m1).intoArray(dst, to + L);
-                    high(c0).mul(d0).add(m0).intoArray(dst, to + half);
-                    high(c1).mul(d1).add(m1).intoArray(dst, to + half + L);
-                }
+            int dRow = o + (BLOCK - 1) * NR;
+            int mRow = dRow - NR;
+            long sc = at + half;
+            long mn = sc + NR;
+            for (int j = 0; j < NR; j++) {
+                float dSuper = Float.float16ToFloat(data.get(HALF, h + 2L * j));
+                float mSuper = Float.float16ToFloat(data.get(HALF, h + 2L * NR + 2L * j));
+                dst[dRow + j] = dSuper * (data.get(ValueLayout.JAVA_BYTE, sc + j) & 0xff) / 255f;
+                dst[mRow + j] = mSuper * data.get(ValueLayout.JAVA_BYTE, mn + j) / 127f;
+            }
+            FloatVector d0 = FloatVector.fromArray(S, dst, dRow);
+            FloatVector d1 = FloatVector.fromArray(S, dst, dRow + L);
+            FloatVector m0 = FloatVector.fromArray(S, dst, mRow);
+            FloatVector m1 = FloatVector.fromArray(S, dst, mRow + L);
+            for (int r = 0; r < BLOCK / 2; r++) {
+                long row = at + (long) r * NR;
+                int to = o + r * NR;
+                IntVector c0 = ints0(data, row);
+                IntVector c1 = ints1(data, row);
+                low(c0).mul(d0).add(m0).intoArray(dst, to);
+                low(c1).mul(d1).add(m1).intoArray(dst, to + L);
+                high(c0).mul(d0).add(m0).intoArray(dst, to + half);
+                high(c1).mul(d1).add(m1).intoArray(dst, to + half + L);
             }
         }
     }

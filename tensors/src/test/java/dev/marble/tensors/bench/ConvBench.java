@@ -5,6 +5,8 @@ import dev.marble.tensors.Parallel;
 import dev.marble.tensors.Tensor;
 import dev.marble.tensors.kernels.Conv2d;
 import dev.marble.tensors.kernels.ConvWeights;
+import dev.marble.tensors.quant.QuantFormat;
+import dev.marble.tensors.quant.QuantizedTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
@@ -22,15 +24,19 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * 3×3 stride-1 pad-1 convolutions at the SD 1.5 UNet levels (batch 2, IC = OC) and a VAE decoder
- * shape (batch 1, 128 channels at 256×256). {@code shape} is batch_channels_size_dtype; {@code threads}
- * 0 means all cores. FLOPs per call: 2·B·OH·OW·OC·IC·KH·KW.
+ * shape (batch 1, 128 channels at 256×256). {@code shape} is batch_channels_size; {@code weights} a
+ * dtype (F16, F32) or a quantization (q8_0, q4_0, q4_k); {@code threads} 0 means all cores. FLOPs per
+ * call: 2·B·OH·OW·OC·IC·KH·KW.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @State(Scope.Benchmark)
 public class ConvBench {
-    @Param({"2_320_64_F16", "2_640_32_F16", "2_1280_16_F16", "1_128_256_F16", "2_320_64_F32"})
+    @Param({"2_320_64", "2_640_32", "2_1280_16", "1_128_256"})
     public String shape;
+
+    @Param({"F16", "F32", "q8_0", "q4_0", "q4_k"})
+    public String weights;
 
     @Param({"0", "1"})
     public int threads;
@@ -47,7 +53,6 @@ public class ConvBench {
         int b = Integer.parseInt(p[0]);
         int c = Integer.parseInt(p[1]);
         int s = Integer.parseInt(p[2]);
-        DType dt = DType.parse(p[3]);
         Parallel.setThreads(threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
         arena = Arena.ofShared();
         Random rnd = new Random(42);
@@ -60,6 +65,14 @@ public class ConvBench {
         for (long i = 0; i < weight.numel(); i++) {
             weight.data().setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (rnd.nextFloat() - 0.5f) * 0.05f);
         }
+        Tensor bias = Tensor.fromFloats(arena, new float[c], c);
+        flops = 2L * b * s * s * c * c * 9;
+        if (weights.startsWith("q")) {
+            w = ConvWeights.packQuantized(QuantizedTensor.quantize("w", weight, QuantFormat.parse(weights), arena), bias,
+                    arena);
+            return;
+        }
+        DType dt = DType.parse(weights);
         if (dt != DType.F32) {
             Tensor narrow = Tensor.allocate(arena, dt, c, c, 3, 3);
             float[] v = weight.toFloatArray();
@@ -68,9 +81,7 @@ public class ConvBench {
             }
             weight = narrow;
         }
-        Tensor bias = Tensor.fromFloats(arena, new float[c], c);
         w = ConvWeights.pack(weight, bias, arena);
-        flops = 2L * b * s * s * c * c * 9;
     }
 
     @TearDown(Level.Trial)

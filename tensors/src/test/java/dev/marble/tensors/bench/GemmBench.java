@@ -6,6 +6,8 @@ import dev.marble.tensors.Tensor;
 import dev.marble.tensors.kernels.Convert;
 import dev.marble.tensors.kernels.Gemm;
 import dev.marble.tensors.kernels.PackedMatrix;
+import dev.marble.tensors.quant.QuantFormat;
+import dev.marble.tensors.quant.QuantizedTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
@@ -26,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * C [M, N] = A [M, K] · B [K, N] through {@link Gemm#matmul} at UNet sizes (4096 latent positions ×
- * 320 / 1280 channels) and a square one, with F32 and F16 weights, on all cores and on one.
+ * 320 / 1280 channels) and a square one, with F32, F16 and block-quantized (q8_0, q4_0, q4_k)
+ * weights, on all cores and on one.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
@@ -39,7 +42,8 @@ public class GemmBench {
     @Param({"4096x320x320", "4096x1280x320", "1024x1024x1024"})
     public String shape;
 
-    @Param({"F32", "F16"})
+    /** A dtype (F32, F16) or a quantization (q8_0, q4_0, q4_k). */
+    @Param({"F32", "F16", "q8_0", "q4_0", "q4_k"})
     public String weights;
 
     /** Kernel threads; 0 = all cores. */
@@ -64,12 +68,16 @@ public class GemmBench {
         SplittableRandom rnd = new SplittableRandom(1);
         a = random(rnd, m, k);
         Tensor w32 = random(rnd, n, k); // PyTorch Linear weight [N, K]
-        Tensor w = w32;
-        if (DType.parse(weights) == DType.F16) {
-            w = Tensor.allocate(arena, DType.F16, n, k);
-            Convert.f32ToF16(w32.data(), 0, w.data(), 0, n * k);
+        if (weights.startsWith("q")) {
+            b = PackedMatrix.ofQuantized(QuantizedTensor.quantize("w", w32, QuantFormat.parse(weights), arena), arena);
+        } else {
+            Tensor w = w32;
+            if (DType.parse(weights) == DType.F16) {
+                w = Tensor.allocate(arena, DType.F16, n, k);
+                Convert.f32ToF16(w32.data(), 0, w.data(), 0, n * k);
+            }
+            b = PackedMatrix.ofLinear(w, arena);
         }
-        b = PackedMatrix.ofLinear(w, arena);
         c = Tensor.allocate(arena, DType.F32, m, n);
         threadsBefore = Parallel.threads();
         Parallel.setThreads(threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
