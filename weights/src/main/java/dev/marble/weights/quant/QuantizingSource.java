@@ -23,7 +23,8 @@ import java.util.TreeSet;
  * weight into its own memory as it reads it. They live in an arena per module (the key up to its last
  * dot, e.g. {@code down_blocks.0.resnets.0.conv1}), which is freed as soon as a key of another module is
  * asked for, and by {@link #close()}. So at most one module's weight and bias are held at a time, and
- * none after loading. A loader must therefore finish with a module's tensors before it reads another
+ * none after loading; the source's mapped pages are dropped from the resident set as each tensor is
+ * quantized or narrowed. A loader must therefore finish with a module's tensors before it reads another
  * module's (every layer of this runtime packs a module's weights in one go); a tensor kept longer is
  * freed memory, and reading it fails loudly rather than silently.
  */
@@ -95,7 +96,11 @@ public final class QuantizingSource implements TensorSource {
                     yield (Tensor) held;
                 }
                 Tensor half = ModelQuantizer.toHalf(t, arena);
-                yield half == t ? t : (Tensor) hold(key, half, half.byteSize());
+                if (half == t) {
+                    yield t;
+                }
+                release(t);
+                yield (Tensor) hold(key, half, half.byteSize());
             }
             case QuantRules.Target.Keep k -> base.get(key);
         };
@@ -111,8 +116,21 @@ public final class QuantizingSource implements TensorSource {
         if (held != null) {
             return (QuantizedTensor) held;
         }
-        QuantizedTensor qt = QuantizedTensor.quantize(base.describe() + ": tensor '" + key + "'", base.get(key), q.format(), arena);
+        Tensor t = base.get(key);
+        QuantizedTensor qt = QuantizedTensor.quantize(base.describe() + ": tensor '" + key + "'", t, q.format(), arena);
+        release(t);
         return (QuantizedTensor) hold(key, qt, qt.byteSize());
+    }
+
+    /**
+     * Drops a mapped source tensor's pages from the resident set once its quantized or narrowed copy
+     * exists, as the packers do for the weights they copy: the layer packs the copy, so nothing would
+     * release the file's pages until the mapping closes, and a load would hold the whole file resident.
+     */
+    private static void release(Tensor t) {
+        if (t.data().isMapped()) {
+            t.data().unload();
+        }
     }
 
     /** The logical shape, without quantizing anything. */
