@@ -16,11 +16,15 @@ import java.util.List;
  *   <li>Foreground: pixels more than a threshold T from their row's background (ΔE; T = 12, raised
  *       to 4× the border's median deviation for noisy images, at most 24), grouped into
  *       8-connected components of at least 16 pixels (scaled with the image area).</li>
- *   <li>Each component's colour: the mean of its inner pixels (all four neighbours in the component)
+ *   <li>Touching shapes of different colours come apart ({@link #split}).</li>
+ *   <li>Each region's colour: the mean of its inner pixels (all four neighbours in the region)
  *       that stand out most from the background, named by {@link Palette#nearest}.</li>
  *   <li>Coverage: each pixel's fraction of shape colour S over background B, by projecting
  *       (pixel − B) onto (S − B) in RGB, the space the renderer blends in; the region is where it
  *       is at least one half, so anti-aliased or blurred edges count as a human would see them.</li>
+ *   <li>What is no shape goes: regions less than 1.5 T from the background around them (texture
+ *       of a generated background) and rings (a halo around a shape). A region that does not cover
+ *       its own centroid has no shape of the grammar ({@link #UNSHAPED}).</li>
  * </ol>
  *
  * @param width      pixels
@@ -33,12 +37,15 @@ record Scene(int width, int height, List<String> background, int boundary, List<
     private static final double TWO_TONE = 15;
     private static final double T_MIN = 12;
     private static final double T_MAX = 24;
+    private static final double CONTRAST = 1.5;
+    /** The shape of a region that does not cover its own centroid: none of the grammar's. */
+    static final String UNSHAPED = "blob";
 
     /**
      * One shape-like region.
      *
      * @param colour   nearest named colour
-     * @param shape    nearest ideal shape
+     * @param shape    nearest ideal shape, or {@link #UNSHAPED}
      * @param radius   data.py's "radius" r of that shape with this area, in pixels of a 64-pixel image
      * @param geometry area, box, centroid, profile
      */
@@ -159,12 +166,20 @@ record Scene(int width, int height, List<String> background, int boundary, List<
             float[] shapeRgb = shapeColour(rgb, bgDist, label, id, pixels, w, h);
             float[] cov = coverage(rgb, label, id, pixels, shapeRgb, topRgb, bottomRgb, boundary, w, h);
             Geometry g = Geometry.measure(cov, w, h);
-            if (g.area() < minArea) {
+            if (g.area() < minArea || g.ring()) {
+                continue; // too small, or a ring (a halo around a shape)
+            }
+            // Texture in a generated background is no shape: a shape stands out clearly from the
+            // background around it.
+            float[] shapeLab = labOf(shapeRgb);
+            float[] around = g.cy() < boundary ? topLab : bottomLab;
+            String colour = Palette.nearest(shapeLab, 0);
+            if (Palette.distance(shapeLab, 0, around, 0) < CONTRAST * threshold) {
                 continue;
             }
-            String shape = Shapes.classify(g.profile());
-            double radius = Shapes.radius(shape, g.area()) * 64.0 / Math.min(w, h);
-            regions.add(new Region(Palette.nearest(labOf(shapeRgb), 0), shape, radius, g));
+            String shape = g.solid() ? Shapes.classify(g.profile()) : UNSHAPED;
+            double radius = Shapes.radius(g.solid() ? shape : "circle", g.area()) * 64.0 / Math.min(w, h);
+            regions.add(new Region(colour, shape, radius, g));
         }
         regions.sort(Comparator.comparingInt((Region r) -> r.geometry().area()).reversed());
         List<String> background = twoTone
@@ -232,10 +247,40 @@ record Scene(int width, int height, List<String> background, int boundary, List<
             }
             groups.get(best).add(p);
         }
-        List<int[]> out = new ArrayList<>();
-        for (List<Integer> g : groups) {
-            out.add(g.stream().mapToInt(Integer::intValue).toArray());
+        // A part without a body of its own (a dark seam, a rim the blend test missed) rejoins the largest.
+        int[] owner = new int[w * h];
+        Arrays.fill(owner, -1);
+        for (int g = 0; g < groups.size(); g++) {
+            for (int p : groups.get(g)) {
+                owner[p] = g;
+            }
         }
+        int largest = 0;
+        for (int g = 1; g < groups.size(); g++) {
+            largest = groups.get(g).size() > groups.get(largest).size() ? g : largest;
+        }
+        List<Integer> merged = new ArrayList<>(groups.get(largest));
+        List<int[]> out = new ArrayList<>();
+        for (int g = 0; g < groups.size(); g++) {
+            if (g == largest) {
+                continue;
+            }
+            int inner = 0;
+            for (int p : groups.get(g)) {
+                int x = p % w;
+                int y = p / w;
+                if (x > 0 && y > 0 && x < w - 1 && y < h - 1 && owner[p - 1] == g && owner[p + 1] == g
+                        && owner[p - w] == g && owner[p + w] == g) {
+                    inner++;
+                }
+            }
+            if (2 * inner >= minArea) {
+                out.add(groups.get(g).stream().mapToInt(Integer::intValue).toArray());
+            } else {
+                merged.addAll(groups.get(g));
+            }
+        }
+        out.add(0, merged.stream().mapToInt(Integer::intValue).toArray());
         return out;
     }
 
