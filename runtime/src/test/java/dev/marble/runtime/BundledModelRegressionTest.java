@@ -25,18 +25,20 @@ import org.junit.jupiter.api.Test;
  * -Dmarble.regress.update=true}. They record the bundled UNet's hash, so a new model fails here with a
  * message saying to regenerate them rather than with a pixel difference.
  *
- * <p>Tolerance: max |out − stored| ≤ 1e-3 · max |stored| for the final latents and the image. One
+ * <p>Tolerance: max |out − stored| ≤ 5e-4 · max |stored|, for the final latents and the image. One
  * machine reproduces its outputs bit for bit (fixed lane order in every reduction); what moves them
- * is another vector width (AVX-512, AVX2, NEON or the scalar twins sum in other orders), ~1e-7
- * relative per operation, which 20 denoising steps amplify. Measured on the trained model here:
- * 128-bit and scalar runs against 256-bit ones (see the commit adding this test); the bound leaves
- * a margin of ~10x over that and is still ~100x below what a wrong sampler step, a dropped
- * guidance term or a changed weight does to a 64×64 image.
+ * is another vector width (AVX-512, AVX2, NEON or the scalar twins sum in other orders), which 20
+ * steps amplify, ancestral sampling most. Measured with the trained F32 model against 256-bit
+ * outputs: 128-bit and scalar runs differ by at most 8.9e-5 of max |latents| (euler_a; 4e-6 to 2.1e-5
+ * for the others) and 1.1e-4 in the image, so the bound leaves a margin of ~5x. It is still 3x
+ * below what loading the same weights as F16 does to a pipeline (~1.5e-3, ../shared/golden/README.md),
+ * and far below a changed sampler step or weight. Re-measure after a new model lands:
+ * {@code -Dmarble.vector.bits=128} and {@code =0} against stored 256-bit outputs.
  *
  * <p>Excluded from the default test run until the bundled model is in the build (runtime/pom.xml).
  */
 class BundledModelRegressionTest {
-    static final double REL = 1e-3;
+    static final double REL = 5e-4;
 
     /** The cases: prompts of the training grammar, the model's own scheduler and three others. */
     record Case(String prompt, long seed, String sampler) {

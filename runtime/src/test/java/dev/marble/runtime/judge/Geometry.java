@@ -11,10 +11,14 @@ package dev.marble.runtime.judge;
  * @param y1      bottom edge (exclusive)
  * @param cx      centroid
  * @param cy      centroid
+ * @param solid   whether the region covers its centroid, as every shape of the grammar does; else
+ *                the profile means nothing (two blobs joined by a thread, a "C")
+ * @param ring    whether the centroid lies in a hole the region closes all round (a ring, a halo)
  * @param profile edge distance from the centroid in {@link Shapes#RAYS} directions (clockwise from
  *                +x, y down), divided by its mean
  */
-record Geometry(int area, int x0, int y0, int x1, int y1, double cx, double cy, double[] profile) {
+record Geometry(int area, int x0, int y0, int x1, int y1, double cx, double cy, boolean solid, boolean ring,
+        double[] profile) {
     private static final double STEP = 0.25;
 
     /** The centre of the bounding box: where the renderer put the shape (a triangle's centroid sits 0.24 r lower). */
@@ -48,7 +52,7 @@ record Geometry(int area, int x0, int y0, int x1, int y1, double cx, double cy, 
             }
         }
         if (area == 0) {
-            return new Geometry(0, 0, 0, 0, 0, 0, 0, new double[Shapes.RAYS]);
+            return new Geometry(0, 0, 0, 0, 0, 0, 0, false, false, new double[Shapes.RAYS]);
         }
         double cx = sx / area;
         double cy = sy / area;
@@ -79,7 +83,38 @@ record Geometry(int area, int x0, int y0, int x1, int y1, double cx, double cy, 
         for (int k = 0; k < Shapes.RAYS; k++) {
             profile[k] = mean > 0 ? profile[k] / mean : 1;
         }
-        return new Geometry(area, x0, y0, x1, y1, cx, cy, profile);
+        boolean solid = sample(cov, w, h, cx, cy) >= 0.5;
+        boolean ring = !solid && enclosed(cov, w, h, (int) cx, (int) cy);
+        return new Geometry(area, x0, y0, x1, y1, cx, cy, solid, ring, profile);
+    }
+
+    /**
+     * Whether pixel (x, y) is cut off from the image border by covered pixels: flood fill over
+     * uncovered pixels (4-connected) from (x, y); reaching the border means open (two blobs side by
+     * side, a "C"), not reaching it means a hole.
+     */
+    private static boolean enclosed(float[] cov, int w, int h, int x, int y) {
+        boolean[] seen = new boolean[w * h];
+        int[] queue = new int[w * h];
+        int head = 0;
+        int tail = 0;
+        queue[tail++] = y * w + x;
+        seen[y * w + x] = true;
+        while (head < tail) {
+            int p = queue[head++];
+            int px = p % w;
+            int py = p / w;
+            if (px == 0 || py == 0 || px == w - 1 || py == h - 1) {
+                return false;
+            }
+            for (int q : new int[] {p - 1, p + 1, p - w, p + w}) {
+                if (!seen[q] && cov[q] < 0.5f) {
+                    seen[q] = true;
+                    queue[tail++] = q;
+                }
+            }
+        }
+        return true;
     }
 
     /** Bilinear coverage at a point in pixel-edge coordinates (pixel centres at +0.5); 0 outside. */

@@ -11,16 +11,22 @@ import java.util.List;
  * its geometry.
  *
  * <ol>
- *   <li>Background: the per-channel median of the border pixels of each half; two colours when the
+ *   <li>Background: the per-channel median of a band along the border (inside the outermost
+ *       pixel) in each half; two colours when the
  *       halves differ by more than ΔE 15, split at the row that best separates the side columns.</li>
  *   <li>Foreground: pixels more than a threshold T from their row's background (ΔE; T = 12, raised
  *       to 4× the border's median deviation for noisy images, at most 24), grouped into
  *       8-connected components of at least 16 pixels (scaled with the image area).</li>
- *   <li>Each component's colour: the mean of its inner pixels (all four neighbours in the component)
- *       that stand out most from the background, named by {@link Palette#nearest}.</li>
+ *   <li>Touching shapes of different colours come apart ({@link #split}).</li>
+ *   <li>Each region's colour: of its inner pixels (all four neighbours in the region), the half
+ *       that stands out most from the background vote for their nearest named colour
+ *       ({@link Palette#nearest}); the colour is the mean of the winners.</li>
  *   <li>Coverage: each pixel's fraction of shape colour S over background B, by projecting
  *       (pixel − B) onto (S − B) in RGB, the space the renderer blends in; the region is where it
  *       is at least one half, so anti-aliased or blurred edges count as a human would see them.</li>
+ *   <li>What is no shape goes: regions less than 1.5 T from the background around them (texture
+ *       of a generated background) and rings (a halo around a shape). A region that does not cover
+ *       its own centroid has no shape of the grammar ({@link #UNSHAPED}).</li>
  * </ol>
  *
  * @param width      pixels
@@ -33,12 +39,15 @@ record Scene(int width, int height, List<String> background, int boundary, List<
     private static final double TWO_TONE = 15;
     private static final double T_MIN = 12;
     private static final double T_MAX = 24;
+    private static final double CONTRAST = 1.5;
+    /** The shape of a region that does not cover its own centroid: none of the grammar's. */
+    static final String UNSHAPED = "blob";
 
     /**
      * One shape-like region.
      *
      * @param colour   nearest named colour
-     * @param shape    nearest ideal shape
+     * @param shape    nearest ideal shape, or {@link #UNSHAPED}
      * @param radius   data.py's "radius" r of that shape with this area, in pixels of a 64-pixel image
      * @param geometry area, box, centroid, profile
      */
@@ -60,11 +69,16 @@ record Scene(int width, int height, List<String> background, int boundary, List<
             Palette.lab(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], lab, 3 * i);
         }
         // 1. background
+        // The border band skips the outermost pixel: a VAE decoder's zero padding tints it.
+        int scale = Math.max(1, Math.min(w, h) / 64);
+        int inset = scale;
+        int band = 3 * scale;
         List<Integer> top = new ArrayList<>();
         List<Integer> bottom = new ArrayList<>();
         for (int y = 0; y < h; y++) {
             for (int x = 0; x < w; x++) {
-                if (x == 0 || y == 0 || x == w - 1 || y == h - 1) {
+                int edge = Math.min(Math.min(x, y), Math.min(w - 1 - x, h - 1 - y));
+                if (edge >= inset && edge < inset + band) {
                     (y < h / 2 ? top : bottom).add(y * w + x);
                 }
             }
@@ -156,15 +170,23 @@ record Scene(int width, int height, List<String> background, int boundary, List<
         List<Region> regions = new ArrayList<>();
         for (int id = 0; id < parts.size(); id++) {
             int[] pixels = parts.get(id);
-            float[] shapeRgb = shapeColour(rgb, bgDist, label, id, pixels, w, h);
+            float[] shapeRgb = shapeColour(rgb, lab, bgDist, label, id, pixels, w, h);
             float[] cov = coverage(rgb, label, id, pixels, shapeRgb, topRgb, bottomRgb, boundary, w, h);
             Geometry g = Geometry.measure(cov, w, h);
-            if (g.area() < minArea) {
+            if (g.area() < minArea || g.ring()) {
+                continue; // too small, or a ring (a halo around a shape)
+            }
+            // Texture in a generated background is no shape: a shape stands out clearly from the
+            // background around it.
+            float[] shapeLab = labOf(shapeRgb);
+            float[] around = g.cy() < boundary ? topLab : bottomLab;
+            String colour = Palette.nearest(shapeLab, 0);
+            if (Palette.distance(shapeLab, 0, around, 0) < CONTRAST * threshold) {
                 continue;
             }
-            String shape = Shapes.classify(g.profile());
-            double radius = Shapes.radius(shape, g.area()) * 64.0 / Math.min(w, h);
-            regions.add(new Region(Palette.nearest(labOf(shapeRgb), 0), shape, radius, g));
+            String shape = g.solid() ? Shapes.classify(g.profile()) : UNSHAPED;
+            double radius = Shapes.radius(g.solid() ? shape : "circle", g.area()) * 64.0 / Math.min(w, h);
+            regions.add(new Region(colour, shape, radius, g));
         }
         regions.sort(Comparator.comparingInt((Region r) -> r.geometry().area()).reversed());
         List<String> background = twoTone
@@ -232,10 +254,40 @@ record Scene(int width, int height, List<String> background, int boundary, List<
             }
             groups.get(best).add(p);
         }
-        List<int[]> out = new ArrayList<>();
-        for (List<Integer> g : groups) {
-            out.add(g.stream().mapToInt(Integer::intValue).toArray());
+        // A part without a body of its own (a dark seam, a rim the blend test missed) rejoins the largest.
+        int[] owner = new int[w * h];
+        Arrays.fill(owner, -1);
+        for (int g = 0; g < groups.size(); g++) {
+            for (int p : groups.get(g)) {
+                owner[p] = g;
+            }
         }
+        int largest = 0;
+        for (int g = 1; g < groups.size(); g++) {
+            largest = groups.get(g).size() > groups.get(largest).size() ? g : largest;
+        }
+        List<Integer> merged = new ArrayList<>(groups.get(largest));
+        List<int[]> out = new ArrayList<>();
+        for (int g = 0; g < groups.size(); g++) {
+            if (g == largest) {
+                continue;
+            }
+            int inner = 0;
+            for (int p : groups.get(g)) {
+                int x = p % w;
+                int y = p / w;
+                if (x > 0 && y > 0 && x < w - 1 && y < h - 1 && owner[p - 1] == g && owner[p + 1] == g
+                        && owner[p - w] == g && owner[p + w] == g) {
+                    inner++;
+                }
+            }
+            if (2 * inner >= minArea) {
+                out.add(groups.get(g).stream().mapToInt(Integer::intValue).toArray());
+            } else {
+                merged.addAll(groups.get(g));
+            }
+        }
+        out.add(0, merged.stream().mapToInt(Integer::intValue).toArray());
         return out;
     }
 
@@ -272,8 +324,8 @@ record Scene(int width, int height, List<String> background, int boundary, List<
         return Math.sqrt(d2);
     }
 
-    /** Mean RGB of the component's inner pixels, the half that stands out most from the background. */
-    private static float[] shapeColour(float[] rgb, float[] bgDist, int[] label, int id, int[] pixels, int w, int h) {
+    /** The shape colour of a region, from its inner pixels, the half that stands out most from the background. */
+    private static float[] shapeColour(float[] rgb, float[] lab, float[] bgDist, int[] label, int id, int[] pixels, int w, int h) {
         List<Integer> inner = new ArrayList<>();
         for (int p : pixels) {
             int x = p % w;
@@ -290,16 +342,29 @@ record Scene(int width, int height, List<String> background, int boundary, List<
             }
         }
         inner.sort(Comparator.comparingDouble((Integer p) -> bgDist[p]).reversed());
-        int count = (inner.size() + 1) / 2;
+        List<Integer> strong = inner.subList(0, (inner.size() + 1) / 2);
+        // The colour most of them are nearest to, as their mean: a patchwork of red and green
+        // is red or green, not the brown its average would be.
+        int[] votes = new int[Palette.NAMES.size()];
+        int[] name = new int[strong.size()];
+        for (int j = 0; j < strong.size(); j++) {
+            name[j] = Palette.NAMES.indexOf(Palette.nearest(lab, 3 * strong.get(j)));
+            votes[name[j]]++;
+        }
+        int winner = 0;
+        for (int c = 1; c < votes.length; c++) {
+            winner = votes[c] > votes[winner] ? c : winner;
+        }
         float[] sum = new float[3];
-        for (int j = 0; j < count; j++) {
-            int p = inner.get(j);
-            for (int c = 0; c < 3; c++) {
-                sum[c] += rgb[3 * p + c];
+        for (int j = 0; j < strong.size(); j++) {
+            if (name[j] == winner) {
+                for (int c = 0; c < 3; c++) {
+                    sum[c] += rgb[3 * strong.get(j) + c];
+                }
             }
         }
         for (int c = 0; c < 3; c++) {
-            sum[c] /= count;
+            sum[c] /= votes[winner];
         }
         return sum;
     }
@@ -345,7 +410,7 @@ record Scene(int width, int height, List<String> background, int boundary, List<
     private static int boundary(float[] rgb, int w, int h, float[] topLab, float[] bottomLab) {
         double[] toTop = new double[h];
         double[] toBottom = new double[h];
-        int[] xs = {0, 1, w - 2, w - 1};
+        int[] xs = {1, 2, w - 3, w - 2};
         for (int y = 0; y < h; y++) {
             List<Integer> side = new ArrayList<>();
             for (int x : xs) {

@@ -34,16 +34,14 @@ final class Shapes {
 
     /** The ideal shape whose profile is nearest to {@code profile}. */
     static String classify(double[] profile) {
-        String best = null;
-        double bestD = Double.MAX_VALUE;
-        for (Map.Entry<String, Template> e : TEMPLATES.entrySet()) {
-            double d = distance(profile, e.getValue().profile());
-            if (d < bestD) {
-                bestD = d;
-                best = e.getKey();
-            }
-        }
-        return best;
+        return distances(profile).entrySet().stream().min(Map.Entry.comparingByValue()).orElseThrow().getKey();
+    }
+
+    /** The distance of {@code profile} to each ideal shape's. */
+    static Map<String, Double> distances(double[] profile) {
+        Map<String, Double> out = new LinkedHashMap<>();
+        TEMPLATES.forEach((shape, t) -> out.put(shape, distance(profile, t.profile())));
+        return out;
     }
 
     /** RMS distance after shrinking the template's swing around 1 by the best factor in [0.4, 1]. */
