@@ -62,12 +62,16 @@ public final class ModelQuantizer {
         switch (d.target()) {
             case QuantRules.Target.Quantize q -> {
                 QuantizedTensor qt = QuantizedTensor.quantize(name, t, q.format(), arena);
+                releasePages(t);
                 QuantStorage.put(name, qt, tensors, metadata);
                 bytesOut += qt.byteSize();
                 quantized++;
             }
             case QuantRules.Target.Half h -> {
                 Tensor out = toHalf(t, arena);
+                if (out != t) {
+                    releasePages(t);
+                }
                 put(name, out);
                 if (out.dtype() == DType.F16) {
                     half++;
@@ -81,6 +85,17 @@ public final class ModelQuantizer {
             }
         }
         return d;
+    }
+
+    /**
+     * Drops a memory-mapped input tensor's pages from the resident set once its output copy exists:
+     * otherwise every page read while quantizing stays resident until the input is closed, on top of
+     * the output (SD 1.5's F16 UNet: 1.7 GB).
+     */
+    private static void releasePages(Tensor t) {
+        if (t.data().isMapped()) {
+            t.data().unload();
+        }
     }
 
     private void put(String name, Tensor t) {
