@@ -7,9 +7,15 @@ import dev.marble.tensors.Tensor;
 /**
  * 2-D convolution over channels-last activations: x [B, H, W, IC] → out [B, OH, OW, OC], with
  * OH = (H + padTop + padBottom − KH) / stride + 1 (likewise OW). Zero padding. Runs the vector kernel
- * ({@link Conv2dSimd}, an implicit GEMM) when {@link Simd#ENABLED}, else the scalar twin.
+ * ({@link Conv2dSimd}, an implicit GEMM) when {@link Simd#ENABLED}, else the scalar twin; 3×3
+ * stride-1 convolutions large enough to profit take the Winograd path ({@link Conv2dWinograd})
+ * unless {@code -Dmarble.conv.winograd=false}. {@link Flops} counts direct-convolution FLOPs on
+ * both paths, so GFLOP/s figures stay comparable.
  */
 public final class Conv2d {
+    /** Whether 3×3 stride-1 convolutions may take the Winograd path ({@code marble.conv.winograd}, default true). */
+    static final boolean WINOGRAD = Boolean.parseBoolean(System.getProperty("marble.conv.winograd", "true"));
+
     private Conv2d() {
     }
 
@@ -41,11 +47,28 @@ public final class Conv2d {
             throw new MarbleException("conv2d: output " + out + " overlaps input " + x + " (no in-place convolution)");
         }
         Flops.add(2L * b * oh * ow * w.outChannels() * w.inChannels() * w.kernelHeight() * w.kernelWidth());
-        if (Simd.ENABLED) {
+        if (usesWinograd(x, w, stride, padTop, padLeft, padBottom, padRight)) {
+            Conv2dWinograd.forward(x, w, padTop, padLeft, out);
+        } else if (Simd.ENABLED) {
             Conv2dSimd.forward(x, w, stride, padTop, padLeft, out);
         } else {
             Conv2dScalar.forward(x, w, stride, padTop, padLeft, out);
         }
+    }
+
+    /**
+     * Whether {@link #forward} takes the Winograd path for these arguments (already validated): 3×3,
+     * stride 1, vector kernels on, and a shape where it measured faster than the direct path.
+     */
+    static boolean usesWinograd(Tensor x, ConvWeights w, int stride, int padTop, int padLeft, int padBottom,
+            int padRight) {
+        if (!WINOGRAD || !Simd.ENABLED || stride != 1 || w.kernelHeight() != 3 || w.kernelWidth() != 3) {
+            return false;
+        }
+        int oh = outSize(x.size(1), 3, 1, padTop + padBottom);
+        int ow = outSize(x.size(2), 3, 1, padLeft + padRight);
+        long tiles = (long) x.size(0) * ((oh + 3) / 4) * ((ow + 3) / 4);
+        return w.inChannels() >= 16 && w.outChannels() >= 16 && tiles >= 16;
     }
 
     /** Output size along one axis. */
