@@ -4,9 +4,10 @@ import dev.marble.tensors.Parallel;
 import dev.marble.tensors.Simd;
 import dev.marble.tensors.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -61,8 +62,9 @@ final class Conv2dWinograd {
     /** Transformed positions of a tile (6×6). */
     private static final int XI = 36;
     /** Most tiles in a band (a multiple of MR). */
-    static final int BAND_TILES = 64;
+    static int BAND_TILES = Integer.getInteger("wino.tiles", 64);
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat FL = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     /** Per-thread scratch, grown on demand and kept. */
     private static final class Scratch {
@@ -188,24 +190,22 @@ final class Conv2dWinograd {
         int ix0 = tile % tilesW * 4 - padLeft;
         boolean real = tile < tiles;
         for (int c = 0; c < kc; c += VL) {
-            boolean full = c + VL <= kc;
-            VectorMask<Float> mask = full ? null : F.indexInRange(c, kc);
-            FloatVector zero = FloatVector.zero(F);
+            int lanes = Math.min(VL, kc - c);             // < VL only for the slab's channel tail
             for (int y = 0; y < 6; y++) {
                 int iy = iy0 + y;
                 boolean rowIn = real && iy >= 0 && iy < h;
                 long rowOff = (((long) n * h + iy) * wd) * ic + c0 + c;
                 for (int x = 0; x < 6; x++) {
                     int ix = ix0 + x;
-                    FloatVector d;
-                    if (rowIn && ix >= 0 && ix < wd) {
-                        long off = (rowOff + (long) ix * ic) * 4;
-                        d = full ? FloatVector.fromMemorySegment(F, xs, off, NATIVE)
-                                : FloatVector.fromMemorySegment(F, xs, off, NATIVE, mask);
+                    int at = (y * 6 + x) * VL;
+                    if (!rowIn || ix < 0 || ix >= wd) {
+                        Arrays.fill(patch, at, at + VL, 0f);
+                    } else if (lanes == VL) {
+                        FloatVector.fromMemorySegment(F, xs, (rowOff + (long) ix * ic) * 4, NATIVE).intoArray(patch, at);
                     } else {
-                        d = zero;
+                        MemorySegment.copy(xs, FL, (rowOff + (long) ix * ic) * 4, patch, at, lanes);
+                        Arrays.fill(patch, at + lanes, at + VL, 0f);
                     }
-                    d.intoArray(patch, (y * 6 + x) * VL);
                 }
             }
             // Bᵀ d down each column, then (Bᵀ d) B along each row.
@@ -350,16 +350,16 @@ final class Conv2dWinograd {
                 outputTransform(tmp, r * 6 * VL, VL, y, r * 4 * VL, VL);
             }
             FloatVector b = FloatVector.fromArray(F, bias, biasOff + half);
-            int valid = ocValid - half;
-            VectorMask<Float> mask = valid >= VL ? null : F.indexInRange(0, valid);
+            int lanes = Math.min(VL, ocValid - half);     // < VL only in a ragged last block
             for (int r = 0; r < rows; r++) {
                 for (int c = 0; c < cols; c++) {
                     long off = ((((long) n * oh + oy0 + r) * ow + ox0 + c) * oc + biasOff + half) * 4;
                     FloatVector o = FloatVector.fromArray(F, y, (r * 4 + c) * VL).add(b);
-                    if (mask == null) {
+                    if (lanes == VL) {
                         o.intoMemorySegment(os, off, NATIVE);
                     } else {
-                        o.intoMemorySegment(os, off, NATIVE, mask);
+                        o.intoArray(y, (r * 4 + c) * VL);
+                        MemorySegment.copy(y, (r * 4 + c) * VL, os, FL, off, lanes);
                     }
                 }
             }
