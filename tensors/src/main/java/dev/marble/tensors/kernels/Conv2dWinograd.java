@@ -152,7 +152,7 @@ final class Conv2dWinograd {
                         // 3. Weight transform of slab (ocb, icb), then the 36 small GEMMs.
                         w.decodeSlab(ocb, icb, s.slab, 0);
                         for (int c = 0; c < kc; c++) {
-                            weightChannel(s.slab, c, kcs, u, s.tmp);
+                            weightChannel(s.slab, c, kcs, u);
                         }
                         int mBase = (ocb - ocb0) * XI * bandTiles * NR;
                         for (int xi = 0; xi < XI; xi++) {
@@ -188,34 +188,72 @@ final class Conv2dWinograd {
         int n = tile / tilesPerImage;
         int iy0 = tile % tilesPerImage / tilesW * 4 - padTop;
         int ix0 = tile % tilesW * 4 - padLeft;
-        boolean real = tile < tiles;
+        boolean inside = tile < tiles && iy0 >= 0 && iy0 + 6 <= h && ix0 >= 0 && ix0 + 6 <= wd;
+        long rowBytes = (long) wd * ic * 4;
         for (int c = 0; c < kc; c += VL) {
             int lanes = Math.min(VL, kc - c);             // < VL only for the slab's channel tail
-            for (int y = 0; y < 6; y++) {
-                int iy = iy0 + y;
-                boolean rowIn = real && iy >= 0 && iy < h;
-                long rowOff = (((long) n * h + iy) * wd) * ic + c0 + c;
+            // Bᵀ d down each column x into tmp[i][x]: straight from the input inside the image, else
+            // through a zero-padded copy of the tile.
+            if (inside && lanes == VL) {
+                long at = ((((long) n * h + iy0) * wd + ix0) * ic + c0 + c) * 4;
                 for (int x = 0; x < 6; x++) {
-                    int ix = ix0 + x;
-                    int at = (y * 6 + x) * VL;
-                    if (!rowIn || ix < 0 || ix >= wd) {
-                        Arrays.fill(patch, at, at + VL, 0f);
-                    } else if (lanes == VL) {
-                        FloatVector.fromMemorySegment(F, xs, (rowOff + (long) ix * ic) * 4, NATIVE).intoArray(patch, at);
-                    } else {
-                        MemorySegment.copy(xs, FL, (rowOff + (long) ix * ic) * 4, patch, at, lanes);
-                        Arrays.fill(patch, at + lanes, at + VL, 0f);
-                    }
+                    inputTransform(xs, at + (long) x * ic * 4, rowBytes, tmp, x * VL, 6 * VL);
+                }
+            } else {
+                gather(xs, tile < tiles, n, iy0, ix0, h, wd, ic, c0 + c, lanes, patch);
+                for (int x = 0; x < 6; x++) {
+                    inputTransform(patch, x * VL, 6 * VL, tmp, x * VL, 6 * VL);
                 }
             }
-            // Bᵀ d down each column, then (Bᵀ d) B along each row.
-            for (int x = 0; x < 6; x++) {
-                inputTransform(patch, x * VL, 6 * VL, tmp, x * VL, 6 * VL);
-            }
-            for (int y = 0; y < 6; y++) {
-                inputTransform(tmp, y * 6 * VL, VL, v, dst + y * 6 * xiStride + c, xiStride);
+            // (Bᵀ d) B along each row i: V[6i + j].
+            for (int i = 0; i < 6; i++) {
+                inputTransform(tmp, i * 6 * VL, VL, v, dst + i * 6 * xiStride + c, xiStride);
             }
         }
+    }
+
+    /** patch[y][x][0..VL) = the tile's pixel (iy0 + y, ix0 + x), channels [c, c + lanes), zero elsewhere. */
+    private static void gather(MemorySegment xs, boolean real, int n, int iy0, int ix0, int h, int wd, int ic, int c,
+            int lanes, float[] patch) {
+        for (int y = 0; y < 6; y++) {
+            int iy = iy0 + y;
+            boolean rowIn = real && iy >= 0 && iy < h;
+            long rowOff = (((long) n * h + iy) * wd) * ic + c;
+            for (int x = 0; x < 6; x++) {
+                int ix = ix0 + x;
+                int at = (y * 6 + x) * VL;
+                if (!rowIn || ix < 0 || ix >= wd) {
+                    Arrays.fill(patch, at, at + VL, 0f);
+                } else if (lanes == VL) {
+                    FloatVector.fromMemorySegment(F, xs, (rowOff + (long) ix * ic) * 4, NATIVE).intoArray(patch, at);
+                } else {
+                    MemorySegment.copy(xs, FL, (rowOff + (long) ix * ic) * 4, patch, at, lanes);
+                    Arrays.fill(patch, at + lanes, at + VL, 0f);
+                }
+            }
+        }
+    }
+
+    /**
+     * As {@link #inputTransform(float[], int, int, float[], int, int)} with d_k read from the input at
+     * byte {@code s + k·ss}. (The arithmetic is repeated rather than shared through a method taking
+     * vectors: C2 does not always inline such a method here, and then boxes every vector.)
+     */
+    private static void inputTransform(MemorySegment src, long s, long ss, float[] dst, int d, int ds) {
+        FloatVector d0 = FloatVector.fromMemorySegment(F, src, s, NATIVE);
+        FloatVector d1 = FloatVector.fromMemorySegment(F, src, s + ss, NATIVE);
+        FloatVector d2 = FloatVector.fromMemorySegment(F, src, s + 2 * ss, NATIVE);
+        FloatVector d3 = FloatVector.fromMemorySegment(F, src, s + 3 * ss, NATIVE);
+        FloatVector d4 = FloatVector.fromMemorySegment(F, src, s + 4 * ss, NATIVE);
+        FloatVector d5 = FloatVector.fromMemorySegment(F, src, s + 5 * ss, NATIVE);
+        d0.add(d4).mul(2f).add(d3.sub(d1).mul(3f)).sub(d2.mul(4f)).intoArray(dst, d);
+        d1.sub(d4).mul(2f).sub(d2).sub(d3.mul(5f)).intoArray(dst, d + ds);
+        d1.add(d4).mul(2f).add(d3).sub(d2.mul(5f)).intoArray(dst, d + 2 * ds);
+        FloatVector a = d1.sub(d3);
+        FloatVector b = d2.sub(d4);
+        a.mul(2f).add(b).intoArray(dst, d + 3 * ds);
+        a.sub(b.mul(2f)).intoArray(dst, d + 4 * ds);
+        d1.add(d5).mul(2f).add(d4.sub(d2).mul(3f)).sub(d3.mul(4f)).intoArray(dst, d + 5 * ds);
     }
 
     /** r = Bᵀ d for 6 vectors d_k at src[s + k·ss], r_i stored at dst[d + i·ds]. */
@@ -244,35 +282,73 @@ final class Conv2dWinograd {
 
     /**
      * U[ξ][c][0..NR) = (G g Gᵀ)[ξ] for input channel c of the decoded slab [9 taps][kcs][NR], written
-     * to u[(ξ·kcs + c)·NR]; tmp holds G g.
+     * to u[(ξ·kcs + c)·NR]. One vector of output channels at a time, in registers: the 9 taps, then
+     * per row i of G the row t = (G g)[i] (3 vectors) and its 6 products G·t. (One method on purpose:
+     * C2 does not always inline a helper taking vectors here, and then boxes them.)
      */
-    private static void weightChannel(float[] slab, int c, int kcs, float[] u, float[] tmp) {
+    private static void weightChannel(float[] slab, int c, int kcs, float[] u) {
         int tap = kcs * NR;
+        int xi = kcs * NR;                                // u's step from one position to the next
+        FloatVector two = FloatVector.broadcast(F, 2f);
+        FloatVector four = FloatVector.broadcast(F, 4f);
+        FloatVector minusTwo = FloatVector.broadcast(F, -2f);
         for (int half = 0; half < NR; half += VL) {
-            int src = c * NR + half;
-            // G g down each kernel column kx (taps kx, 3 + kx, 6 + kx): tmp[i][kx].
-            for (int kx = 0; kx < 3; kx++) {
-                weightTransform(slab, src + kx * tap, 3 * tap, tmp, kx * VL, 3 * VL);
-            }
-            // (G g) Gᵀ along each row i: u[6i + j].
+            int s = c * NR + half;
+            FloatVector g00 = FloatVector.fromArray(F, slab, s);
+            FloatVector g01 = FloatVector.fromArray(F, slab, s + tap);
+            FloatVector g02 = FloatVector.fromArray(F, slab, s + 2 * tap);
+            FloatVector g10 = FloatVector.fromArray(F, slab, s + 3 * tap);
+            FloatVector g11 = FloatVector.fromArray(F, slab, s + 4 * tap);
+            FloatVector g12 = FloatVector.fromArray(F, slab, s + 5 * tap);
+            FloatVector g20 = FloatVector.fromArray(F, slab, s + 6 * tap);
+            FloatVector g21 = FloatVector.fromArray(F, slab, s + 7 * tap);
+            FloatVector g22 = FloatVector.fromArray(F, slab, s + 8 * tap);
             for (int i = 0; i < 6; i++) {
-                weightTransform(tmp, i * 3 * VL, VL, u, (6 * i * kcs + c) * NR + half, kcs * NR);
+                FloatVector t0;
+                FloatVector t1;
+                FloatVector t2;
+                switch (i) {
+                    case 0 -> {                                   // g0
+                        t0 = g00;
+                        t1 = g01;
+                        t2 = g02;
+                    }
+                    case 1 -> {                                   // g0 + g1 + g2
+                        t0 = g00.add(g20).add(g10);
+                        t1 = g01.add(g21).add(g11);
+                        t2 = g02.add(g22).add(g12);
+                    }
+                    case 2 -> {                                   // g0 − g1 + g2
+                        t0 = g00.add(g20).sub(g10);
+                        t1 = g01.add(g21).sub(g11);
+                        t2 = g02.add(g22).sub(g12);
+                    }
+                    case 3 -> {                                   // 4g0 + 2g1 + g2
+                        t0 = g00.fma(four, g10.fma(two, g20));
+                        t1 = g01.fma(four, g11.fma(two, g21));
+                        t2 = g02.fma(four, g12.fma(two, g22));
+                    }
+                    case 4 -> {                                   // g0 − 2g1 + 4g2
+                        t0 = g20.fma(four, g10.fma(minusTwo, g00));
+                        t1 = g21.fma(four, g11.fma(minusTwo, g01));
+                        t2 = g22.fma(four, g12.fma(minusTwo, g02));
+                    }
+                    default -> {                                  // g2
+                        t0 = g20;
+                        t1 = g21;
+                        t2 = g22;
+                    }
+                }
+                int d = (6 * i * kcs + c) * NR + half;
+                FloatVector e = t0.add(t2);
+                t0.intoArray(u, d);
+                e.add(t1).intoArray(u, d + xi);
+                e.sub(t1).intoArray(u, d + 2 * xi);
+                t0.fma(four, t1.fma(two, t2)).intoArray(u, d + 3 * xi);
+                t2.fma(four, t1.fma(minusTwo, t0)).intoArray(u, d + 4 * xi);
+                t2.intoArray(u, d + 5 * xi);
             }
         }
-    }
-
-    /** r = G g for 3 vectors g_k at src[s + k·ss], r_i stored at dst[d + i·ds]. */
-    private static void weightTransform(float[] src, int s, int ss, float[] dst, int d, int ds) {
-        FloatVector g0 = FloatVector.fromArray(F, src, s);
-        FloatVector g1 = FloatVector.fromArray(F, src, s + ss);
-        FloatVector g2 = FloatVector.fromArray(F, src, s + 2 * ss);
-        FloatVector e = g0.add(g2);
-        g0.intoArray(dst, d);
-        e.add(g1).intoArray(dst, d + ds);
-        e.sub(g1).intoArray(dst, d + 2 * ds);
-        g0.mul(4f).add(g1.mul(2f)).add(g2).intoArray(dst, d + 3 * ds);
-        g0.sub(g1.mul(2f)).add(g2.mul(4f)).intoArray(dst, d + 4 * ds);
-        g2.intoArray(dst, d + 5 * ds);
     }
 
     /**

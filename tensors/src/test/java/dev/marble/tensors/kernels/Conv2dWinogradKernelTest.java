@@ -58,7 +58,7 @@ class Conv2dWinogradKernelTest {
         assumeTrue(Simd.ENABLED, "vector kernels disabled (marble.vector.bits=0)");
         Random rnd = new Random(2024);
         try (Arena arena = Arena.ofShared()) {
-            for (int c = 0; c < 60; c++) {
+            for (int c = 0; c < 48; c++) {
                 int b = 1 + rnd.nextInt(2);
                 int h = SIZES[rnd.nextInt(SIZES.length)];
                 int wd = SIZES[rnd.nextInt(SIZES.length)];
