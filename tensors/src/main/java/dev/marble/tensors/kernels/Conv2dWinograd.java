@@ -63,6 +63,12 @@ final class Conv2dWinograd {
     private static final int XI = 36;
     /** Most tiles in a band (a multiple of MR). */
     static int BAND_TILES = Integer.getInteger("wino.tiles", 64);
+    /**
+     * Floats added to the step between positions ξ in V, U and M: without it the step is a multiple
+     * of 4 KB for the usual sizes, and the 36 positions of one tile, written or read together by the
+     * transforms, all fall into the same L1 set.
+     */
+    private static final int SKEW = 16;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FL = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -95,7 +101,8 @@ final class Conv2dWinograd {
         int kcv = roundUp(kcMax, VL);                     // V's channel stride
         int icBlocks = (ic + kcMax - 1) / kcMax;          // slabs holding real channels
         int slabFloats = 9 * w.slabChannels(0) * NR;
-        int uFloats = XI * w.slabChannels(0) * NR;
+        int uXi = w.slabChannels(0) * NR + SKEW;         // U's step from one position to the next
+        int uFloats = XI * uXi;
         MemorySegment xs = x.data();
         MemorySegment os = out.data();
 
@@ -112,8 +119,10 @@ final class Conv2dWinograd {
         int wanted = Math.min(ocBlocks, Math.max(1, (4 * Parallel.threads() + bands - 1) / bands));
         int perGroup = (ocBlocks + wanted - 1) / wanted;
         int groups = (ocBlocks + perGroup - 1) / perGroup;
-        int vFloats = XI * bandTiles * kcv;
-        int mFloats = perGroup * XI * bandTiles * NR;
+        int vXi = bandTiles * kcv + SKEW;
+        int mXi = bandTiles * NR + SKEW;
+        int vFloats = XI * vXi;
+        int mFloats = perGroup * XI * mXi;
         float[] bias = w.paddedBias();
 
         Parallel.forChunks(bands * groups, (chunk, from, to) -> {
@@ -146,20 +155,20 @@ final class Conv2dWinograd {
                     // 2. Input transform of the band's tiles for this slab.
                     for (int t = 0; t < bandTiles; t++) {
                         inputTile(xs, t0 + t, tiles, tilesPerImage, tilesW, h, wd, ic, padTop, padLeft, c0, kc, v,
-                                (t / MR * MR * kcv) + (t % MR) * kcv, quads * MR * kcv, s.patch, s.tmp);
+                                t * kcv, vXi, s.patch, s.tmp);
                     }
                     for (int ocb = ocb0; ocb < ocb1; ocb++) {
                         // 3. Weight transform of slab (ocb, icb), then the 36 small GEMMs.
                         w.decodeSlab(ocb, icb, s.slab, 0);
                         for (int c = 0; c < kc; c++) {
-                            weightChannel(s.slab, c, kcs, u);
+                            weightChannel(s.slab, c, kcs, u, uXi);
                         }
-                        int mBase = (ocb - ocb0) * XI * bandTiles * NR;
+                        int mBase = (ocb - ocb0) * XI * mXi;
                         for (int xi = 0; xi < XI; xi++) {
-                            int vXi = xi * bandTiles * kcv;
-                            int mXi = mBase + xi * bandTiles * NR;
+                            int v0 = xi * vXi;
+                            int m0 = mBase + xi * mXi;
                             for (int q = 0; q < quads; q++) {
-                                kernel(v, vXi + q * MR * kcv, kcv, u, xi * kcs * NR, kc, m, mXi + q * MR * NR,
+                                kernel(v, v0 + q * MR * kcv, kcv, u, xi * uXi, kc, m, m0 + q * MR * NR,
                                         icb == 0);
                             }
                         }
@@ -167,7 +176,7 @@ final class Conv2dWinograd {
                         if (icb == icBlocks - 1) {
                             int ocValid = Math.min(NR, oc - ocb * NR);
                             for (int t = 0; t < bandTiles && t0 + t < tiles; t++) {
-                                outputTile(m, mBase + t * NR, bandTiles * NR, bias, ocb * NR, ocValid, os,
+                                outputTile(m, mBase + t * NR, mXi, bias, ocb * NR, ocValid, os,
                                         t0 + t, tilesPerImage, tilesW, oh, ow, oc, s.tmp, s.y);
                             }
                         }
@@ -282,13 +291,12 @@ final class Conv2dWinograd {
 
     /**
      * U[ξ][c][0..NR) = (G g Gᵀ)[ξ] for input channel c of the decoded slab [9 taps][kcs][NR], written
-     * to u[(ξ·kcs + c)·NR]. One vector of output channels at a time, in registers: the 9 taps, then
+     * to u[ξ·xi + c·NR]. One vector of output channels at a time, in registers: the 9 taps, then
      * per row i of G the row t = (G g)[i] (3 vectors) and its 6 products G·t. (One method on purpose:
      * C2 does not always inline a helper taking vectors here, and then boxes them.)
      */
-    private static void weightChannel(float[] slab, int c, int kcs, float[] u) {
+    private static void weightChannel(float[] slab, int c, int kcs, float[] u, int xi) {
         int tap = kcs * NR;
-        int xi = kcs * NR;                                // u's step from one position to the next
         FloatVector two = FloatVector.broadcast(F, 2f);
         FloatVector four = FloatVector.broadcast(F, 4f);
         FloatVector minusTwo = FloatVector.broadcast(F, -2f);
@@ -339,7 +347,7 @@ final class Conv2dWinograd {
                         t2 = g22;
                     }
                 }
-                int d = (6 * i * kcs + c) * NR + half;
+                int d = 6 * i * xi + c * NR + half;
                 FloatVector e = t0.add(t2);
                 t0.intoArray(u, d);
                 e.add(t1).intoArray(u, d + xi);
