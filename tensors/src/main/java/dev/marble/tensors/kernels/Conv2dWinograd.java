@@ -69,6 +69,8 @@ final class Conv2dWinograd {
      * transforms, all fall into the same L1 set.
      */
     private static final int SKEW = 16;
+    /** Most floats of accumulators M per thread (8 MB, well inside L3 for both threads). */
+    private static final int M_MAX = 2 << 20;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FL = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -117,10 +119,11 @@ final class Conv2dWinograd {
         int quads = bandTiles / MR;
         int ocBlocks = w.outBlocks();
         int wanted = Math.min(ocBlocks, Math.max(1, (4 * Parallel.threads() + bands - 1) / bands));
-        int perGroup = (ocBlocks + wanted - 1) / wanted;
+        int mXi = bandTiles * NR + SKEW;
+        // At most M_MAX floats of M per thread (more groups, each redoing the cheap input transform).
+        int perGroup = Math.min((ocBlocks + wanted - 1) / wanted, Math.max(1, M_MAX / (XI * mXi)));
         int groups = (ocBlocks + perGroup - 1) / perGroup;
         int vXi = bandTiles * kcv + SKEW;
-        int mXi = bandTiles * NR + SKEW;
         int vFloats = XI * vXi;
         int mFloats = perGroup * XI * mXi;
         float[] bias = w.paddedBias();
@@ -425,19 +428,29 @@ final class Conv2dWinograd {
         int ox0 = tile % tilesW * 4;
         int rows = Math.min(4, oh - oy0);
         int cols = Math.min(4, ow - ox0);
+        boolean whole = rows == 4 && cols == 4;
+        long pixBytes = (long) oc * 4;
         for (int half = 0; half < NR && half < ocValid; half += VL) {
-            // Aᵀ M down each column j (ξ = 6i + j): tmp[r][j]; then (Aᵀ M) A along each row r: y[r][c].
+            // Aᵀ M down each column j (ξ = 6i + j): tmp[r][j]; then (Aᵀ M) A + bias along each row r,
+            // stored straight to the output for a whole tile, else through y.
             for (int j = 0; j < 6; j++) {
                 outputTransform(m, m0 + j * xiStride + half, 6 * xiStride, tmp, j * VL, 6 * VL);
+            }
+            int lanes = Math.min(VL, ocValid - half);     // < VL only in a ragged last block
+            long at = ((((long) n * oh + oy0) * ow + ox0) * oc + biasOff + half) * 4;
+            if (whole && lanes == VL) {
+                for (int r = 0; r < 4; r++) {
+                    outputRow(tmp, r * 6 * VL, bias, biasOff + half, os, at + r * ow * pixBytes, pixBytes);
+                }
+                continue;
             }
             for (int r = 0; r < 4; r++) {
                 outputTransform(tmp, r * 6 * VL, VL, y, r * 4 * VL, VL);
             }
             FloatVector b = FloatVector.fromArray(F, bias, biasOff + half);
-            int lanes = Math.min(VL, ocValid - half);     // < VL only in a ragged last block
             for (int r = 0; r < rows; r++) {
                 for (int c = 0; c < cols; c++) {
-                    long off = ((((long) n * oh + oy0 + r) * ow + ox0 + c) * oc + biasOff + half) * 4;
+                    long off = at + (r * ow + c) * pixBytes;
                     FloatVector o = FloatVector.fromArray(F, y, (r * 4 + c) * VL).add(b);
                     if (lanes == VL) {
                         o.intoMemorySegment(os, off, NATIVE);
@@ -473,6 +486,29 @@ final class Conv2dWinograd {
         p.add(e.mul(2f)).add(f.mul(4f)).intoArray(dst, d + 2 * ds);
         // −⅙(m1 − m2) + 1/30 m3 − 4/15 m4 + ½m5
         q.add(e).sub(f.mul(8f)).add(m5.mul(0.5f)).intoArray(dst, d + 3 * ds);
+    }
+
+    /**
+     * As {@link #outputTransform} for one row of a whole tile, plus the bias bias[b0 ..], stored as the
+     * 4 output pixels at byte {@code at + c·pixBytes}. (Arithmetic repeated rather than shared through a
+     * method taking vectors, which C2 might not inline.)
+     */
+    private static void outputRow(float[] src, int s, float[] bias, int b0, MemorySegment os, long at, long pixBytes) {
+        FloatVector m0 = FloatVector.fromArray(F, src, s);
+        FloatVector m1 = FloatVector.fromArray(F, src, s + VL);
+        FloatVector m2 = FloatVector.fromArray(F, src, s + 2 * VL);
+        FloatVector m3 = FloatVector.fromArray(F, src, s + 3 * VL);
+        FloatVector m4 = FloatVector.fromArray(F, src, s + 4 * VL);
+        FloatVector m5 = FloatVector.fromArray(F, src, s + 5 * VL);
+        FloatVector b = FloatVector.fromArray(F, bias, b0);
+        FloatVector p = m1.add(m2).mul(SIXTH);
+        FloatVector q = m1.sub(m2).mul(SIXTH);
+        FloatVector e = m3.mul(THIRTIETH);
+        FloatVector f = m4.mul(THIRTIETH);
+        m0.mul(0.5f).add(p).add(e.mul(8f)).add(f).add(b).intoMemorySegment(os, at, NATIVE);
+        q.add(e.mul(4f)).sub(f.mul(2f)).add(b).intoMemorySegment(os, at + pixBytes, NATIVE);
+        p.add(e.mul(2f)).add(f.mul(4f)).add(b).intoMemorySegment(os, at + 2 * pixBytes, NATIVE);
+        q.add(e).sub(f.mul(8f)).add(m5.mul(0.5f)).add(b).intoMemorySegment(os, at + 3 * pixBytes, NATIVE);
     }
 
     private static int roundUp(int v, int m) {
