@@ -126,8 +126,8 @@ class Conv2dWinogradKernelTest {
             int oc = 64;
             ConvWeights w = ConvWeights.pack(weight(arena, DType.F16, random(rnd, oc * ic * 9), oc, ic), null, arena);
             Tensor x = Tensor.fromFloats(arena, random(rnd, 32 * 32 * ic), 1, 32, 32, ic);
-            assertEquals(true, Conv2d.usesWinograd(x, w, 1, 1, 1, 1, 1) == Conv2d.WINOGRAD);
-            assertEquals(false, Conv2d.usesWinograd(x, w, 2, 1, 1, 1, 1));
+            assertEquals(Conv2d.WINOGRAD, Conv2d.usesWinograd(x, w, 1));
+            assertEquals(false, Conv2d.usesWinograd(x, w, 2));
             Tensor facade = Tensor.allocate(arena, DType.F32, 1, 32, 32, oc);
             Tensor wino = Tensor.allocate(arena, DType.F32, 1, 32, 32, oc);
             Tensor direct = Tensor.allocate(arena, DType.F32, 1, 32, 32, oc);
