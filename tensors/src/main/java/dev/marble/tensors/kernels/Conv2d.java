@@ -13,6 +13,13 @@ import dev.marble.tensors.Tensor;
  * both paths, so GFLOP/s figures stay comparable.
  */
 public final class Conv2d {
+    /**
+     * Output rows of a Winograd tile. Its rounding depends on where a pixel sits in its tile, so a
+     * caller that convolves an image in bands of rows and needs exactly the whole-image sums starts
+     * every band at a multiple of this many rows (the direct path's sums do not depend on it).
+     */
+    public static final int ROW_TILE = 4;
+
     /** Whether 3×3 stride-1 convolutions may take the Winograd path ({@code marble.conv.winograd}, default true). */
     static final boolean WINOGRAD = Boolean.parseBoolean(System.getProperty("marble.conv.winograd", "true"));
 

@@ -45,8 +45,10 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * Nothing transformed is stored with the model: U is rebuilt per band from the weight in its
  * storage format (F32/F16/BF16 or q8_0/q4_0/q4_k through the same slab decode as the direct path),
- * which is why a band holds many tiles: the weight transform (~0.2 cycle per weight element and
- * output-channel vector) is spread over T tiles of 36·T/4 micro-kernel steps each.
+ * which is why a band holds many tiles: the decode and transform of a slab cost roughly as much as
+ * 5-15 tiles' share of the GEMMs (instruction count; profile), spread over the band's T tiles. At
+ * the deepest UNet levels (2 × 16×16 pixels: 32 tiles in all) every U is built exactly once per
+ * call, the least possible without storing it.
  *
  * <p>The micro-kernel is the direct path's 4 × 2 vectors (see {@link Conv2dSimd} for why 4 × 2 on
  * 16 registers), with 4 tiles in place of 4 pixels: V holds the 4 tiles of a group one channel row
