@@ -94,7 +94,16 @@ public final class Conv2dLayer {
 
     /** Output rows per band for inputs of {@code rowBytes} per row: at least the kernel height. */
     public int bandRows(long rowBytes) {
-        return (int) Math.max(weight.kernelHeight(), Math.min(Integer.MAX_VALUE, BAND_INPUT_BYTES / Math.max(1, rowBytes)));
+        return alignBand((int) Math.max(weight.kernelHeight(),
+                Math.min(Integer.MAX_VALUE / 2, BAND_INPUT_BYTES / Math.max(1, rowBytes))));
+    }
+
+    /**
+     * Band height {@code rows} rounded up to whole Winograd tiles ({@link Conv2d#ROW_TILE}), so that
+     * bands starting at multiples of it get exactly the whole-image call's sums.
+     */
+    static int alignBand(int rows) {
+        return (rows + Conv2d.ROW_TILE - 1) / Conv2d.ROW_TILE * Conv2d.ROW_TILE;
     }
 
     /** The first input row that output row y0 reads (stride 1). */
@@ -111,7 +120,8 @@ public final class Conv2dLayer {
      * Output rows [y0, y1) of one image, for a stride-1 layer: {@code in} [1, r1 − r0, W, in] holds the
      * input rows [r0, r1) = [{@link #firstInputRow}(y0), {@link #endInputRow}(y1, inH)) of an image
      * inH rows high, and out is [1, y1 − y0, OW, out]. Every output value is the sum the whole-image
-     * call makes: the band's edges are real rows, and only the image's own top and bottom are padded.
+     * call makes when y0 is a multiple of {@link Conv2d#ROW_TILE} ({@link #alignBand}): the band's
+     * edges are real rows, and only the image's own top and bottom are padded.
      */
     public void forwardRows(Tensor in, int inH, int y0, int y1, Tensor out) {
         if (stride != 1) {
@@ -151,7 +161,7 @@ public final class Conv2dLayer {
         }
         // The first band's result must end below the first input row the second band reads.
         int least = (int) ((padTop * ic + ic - oc - 1) / (ic - oc)) + 1;
-        int band = Math.max(least, bandRows);
+        int band = alignBand(Math.max(least, bandRows));
         long outRow = w * oc * 4;
         Tensor tmp = ws.take(DType.F32, 1, Math.min(band, h), w, oc); // [1, band, W, out]
         for (int n = 0; n < b; n++) {

@@ -54,11 +54,13 @@ public final class Upsample2D {
     }
 
     /**
-     * The 2× path in bands of {@code bandRows} output rows: only the few upsampled rows a band reads
+     * The 2× path in bands of {@code rows} output rows (rounded up to whole Winograd tiles, see
+     * {@link Conv2dLayer#alignBand}): only the few upsampled rows a band reads
      * exist at a time (for the VAE decoder at 512×512 the whole upsampled map would be 256 MiB). The
      * same sums as {@link #forward(Workspace, Tensor)}. x is given back to {@code ws}.
      */
-    Tensor forwardInBands(Workspace ws, Tensor x, int bandRows) {
+    Tensor forwardInBands(Workspace ws, Tensor x, int rows) {
+        int bandRows = Conv2dLayer.alignBand(rows);
         int b = x.size(0);
         int oh = 2 * x.size(1);
         int ow = 2 * x.size(2);

@@ -13,6 +13,7 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
@@ -26,7 +27,15 @@ import org.openjdk.jmh.annotations.TearDown;
  * 3×3 stride-1 pad-1 convolutions at the SD 1.5 UNet levels (batch 2, IC = OC) and a VAE decoder
  * shape (batch 1, 128 channels at 256×256). {@code shape} is batch_channels_size; {@code weights} a
  * dtype (F16, F32) or a quantization (q8_0, q4_0, q4_k); {@code threads} 0 means all cores. FLOPs per
- * call: 2·B·OH·OW·OC·IC·KH·KW.
+ * call: 2·B·OH·OW·OC·IC·KH·KW, the direct convolution's, also for the Winograd path (which does ~¼
+ * of the multiply-adds), so the two compare as times. {@link #conv3x3} runs what {@link Conv2d}
+ * dispatches to (Winograd for these shapes), {@link #conv3x3Direct} the direct path in a JVM forked
+ * with {@code -Dmarble.conv.winograd=false}: one run shows both side by side, e.g.
+ * {@code -Dbench.args="ConvBench -p weights=F16,q8_0 -p threads=0 -f 1 -wi 2 -i 3"}.
+ *
+ * <p>Measured so (-w 2s -r 3s, one shape per run, quiet machine whose FMA yardstick gave 100 GFLOP/s
+ * that day), GFLOP/s Winograd / direct: 2_320_64 F16 236 / 73, q8_0 223 / 77; 2_640_32 242 / 76,
+ * 247 / 75; 2_1280_16 224 / 75, 207 / 73; 1_128_256 213 / 72, 216 / 71.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
@@ -92,6 +101,13 @@ public class ConvBench {
 
     @Benchmark
     public void conv3x3(FlopCounter counter) {
+        Conv2d.forward(x, w, 1, 1, out);
+        counter.flop += flops;
+    }
+
+    @Benchmark
+    @Fork(jvmArgsAppend = "-Dmarble.conv.winograd=false")
+    public void conv3x3Direct(FlopCounter counter) {
         Conv2d.forward(x, w, 1, 1, out);
         counter.flop += flops;
     }
