@@ -8,6 +8,8 @@ import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.Properties;
+import java.util.TreeSet;
 
 /**
  * The jar's entry point, compiled for Java 17 so that it runs on whatever {@code java} is on the
@@ -66,6 +68,7 @@ public final class Launcher {
         for (String f : JVM_FLAGS) {
             cmd.add(f);
         }
+        cmd.addAll(forwardedProperties(System.getProperties()));
         cmd.add("-cp");
         cmd.add(jar);
         cmd.add(MAIN);
@@ -94,6 +97,20 @@ public final class Launcher {
         int code = p.waitFor();
         stderr.join();
         System.exit(code);
+    }
+
+    /**
+     * Marble's own settings given to this JVM ({@code java -Dmarble.conv.winograd=false -jar marble.jar
+     * ...}), as flags for the child, which is the JVM that reads them.
+     */
+    static List<String> forwardedProperties(Properties props) {
+        List<String> flags = new ArrayList<>();
+        for (String name : new TreeSet<>(props.stringPropertyNames())) {
+            if (name.startsWith("marble.") && !name.equals("marble.launched")) {
+                flags.add("-D" + name + "=" + props.getProperty(name));
+            }
+        }
+        return flags;
     }
 
     /** The child JVM's process: our stdin and stdout, our environment plus the malloc setting unless the user set it. */

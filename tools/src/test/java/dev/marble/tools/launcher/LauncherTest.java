@@ -3,6 +3,7 @@ package dev.marble.tools.launcher;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.List;
+import java.util.Properties;
 import org.junit.jupiter.api.Test;
 
 class LauncherTest {
@@ -14,5 +15,17 @@ class LauncherTest {
         assertEquals(own != null ? own : "1048576", pb.environment().get(Launcher.MMAP_THRESHOLD_ENV));
         assertEquals(ProcessBuilder.Redirect.INHERIT, pb.redirectInput());
         assertEquals(ProcessBuilder.Redirect.INHERIT, pb.redirectOutput());
+    }
+
+    /** -Dmarble.* given to the launching JVM reach the child; other properties and the relaunch marker do not. */
+    @Test
+    void forwardsMarbleProperties() {
+        Properties p = new Properties();
+        p.setProperty("marble.conv.winograd", "false");
+        p.setProperty("marble.vector.bits", "128");
+        p.setProperty("marble.launched", "true");
+        p.setProperty("user.dir", "/tmp");
+        p.setProperty("marblex", "1");
+        assertEquals(List.of("-Dmarble.conv.winograd=false", "-Dmarble.vector.bits=128"), Launcher.forwardedProperties(p));
     }
 }
