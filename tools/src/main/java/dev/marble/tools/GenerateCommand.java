@@ -106,56 +106,63 @@ final class GenerateCommand implements Runnable {
                 }
             });
             Runtime.getRuntime().addShutdownHook(hook);
-            ProgressBar bar = quiet ? null : new ProgressBar(System.err, "generating");
-            GenerationResult result;
+            // However the run ends (done, cancelled, failed), the hook must not keep a JVM that is exiting
+            // waiting for a loop that has already stopped.
             try {
-                result = m.generate(request, new GenerationListener() {
-                    @Override
-                    public boolean onStep(int image, int step, int total, double t) {
-                        if (bar != null) {
-                            bar.update(image * total + step, total * request.batchCount());
+                ProgressBar bar = quiet ? null : new ProgressBar(System.err, "generating");
+                GenerationResult result;
+                try {
+                    result = m.generate(request, new GenerationListener() {
+                        @Override
+                        public boolean onStep(int image, int step, int total, double t) {
+                            if (bar != null) {
+                                bar.update(image * total + step, total * request.batchCount());
+                            }
+                            return !cancelled.get();
                         }
-                        return !cancelled.get();
-                    }
 
-                    @Override
-                    public void stageStarted(Stage stage) {
-                        if (memory != null) {
-                            memory.started();
+                        @Override
+                        public void stageStarted(Stage stage) {
+                            if (memory != null) {
+                                memory.started();
+                            }
                         }
-                    }
 
-                    @Override
-                    public void stageFinished(Stage stage) {
-                        if (memory != null) {
-                            memory.finished(stage);
+                        @Override
+                        public void stageFinished(Stage stage) {
+                            if (memory != null) {
+                                memory.finished(stage);
+                            }
                         }
+                    });
+                } catch (GenerationCancelledException e) {
+                    if (bar != null) {
+                        bar.finish();
                     }
-                });
-            } catch (GenerationCancelledException e) {
+                    System.err.println("marble: cancelled; nothing written");
+                    return;
+                }
                 if (bar != null) {
                     bar.finish();
                 }
-                System.err.println("marble: cancelled; nothing written");
+                if (cancelled.get()) {
+                    return;
+                }
+                write(result.images());
+                if (memory != null) {
+                    System.err.println("marble: peak RSS " + memory);
+                    if (!resident && !m.unusedKeys().isEmpty()) { // staged: known once each component has loaded
+                        System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
+                    }
+                }
+            } finally {
                 finished.countDown();
-                return;
-            }
-            if (bar != null) {
-                bar.finish();
-            }
-            if (cancelled.get()) {
-                finished.countDown();
-                return;
-            }
-            write(result.images());
-            if (memory != null) {
-                System.err.println("marble: peak RSS " + memory);
-                if (!resident && !m.unusedKeys().isEmpty()) { // staged: known once each component has loaded
-                    System.err.println("marble: " + m.unusedKeys().size() + " unused weights: " + m.unusedKeys());
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException e) {
+                    // The JVM is already shutting down (Ctrl-C): the hook is running and now returns.
                 }
             }
-            finished.countDown();
-            Runtime.getRuntime().removeShutdownHook(hook);
         }
     }
 
