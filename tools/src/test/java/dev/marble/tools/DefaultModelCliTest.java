@@ -6,9 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.marble.runtime.Marble;
 import dev.marble.runtime.image.Images;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -22,28 +19,14 @@ class DefaultModelCliTest {
     @TempDir
     Path tmp;
 
-    private record Run(int code, String out, String err) {
-    }
-
-    private static Run run(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        try {
-            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+    private static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     @Test
     void generateWithoutModel() {
         Path png = tmp.resolve("demo.png");
-        Run r = run("generate", "--prompt", "a red circle above a blue square", "--seed", "1", "--quiet",
+        CliRun r = run("generate", "--prompt", "a red circle above a blue square", "--seed", "1", "--quiet",
                 "--output", png.toString());
         if (Marble.hasDefaultModel()) {
             assertEquals(0, r.code(), r.err());
@@ -59,9 +42,9 @@ class DefaultModelCliTest {
 
     @Test
     void tokenizeAndRunWithoutModel() {
-        Run t = run("tokenize", "--prompt", "a red circle");
+        CliRun t = run("tokenize", "--prompt", "a red circle");
         Path out = tmp.resolve("te.safetensors");
-        Run s = run("run", "text-encoder", "--prompt", "a red circle", "--out", out.toString());
+        CliRun s = run("run", "text-encoder", "--prompt", "a red circle", "--out", out.toString());
         if (Marble.hasDefaultModel()) {
             assertEquals(0, t.code(), t.err());
             assertTrue(t.out().startsWith("["), t.out());
@@ -73,7 +56,7 @@ class DefaultModelCliTest {
         }
     }
 
-    private static void assertOneLineModelRequired(Run r) {
+    private static void assertOneLineModelRequired(CliRun r) {
         assertEquals(1, r.code(), r.err());
         assertEquals("marble: error: --model is required: this build has no bundled default model\n",
                 r.err().replace("\r\n", "\n"));

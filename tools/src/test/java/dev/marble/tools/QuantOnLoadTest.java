@@ -4,9 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.marble.weights.SafetensorsFile;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,18 +20,8 @@ class QuantOnLoadTest {
 
     private int outputs;
 
-    private record Run(int code, String err) {
-    }
-
-    private static Run run(String... args) {
-        PrintStream old = System.err;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
-        try {
-            return new Run(Main.run(args), buf.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setErr(old);
-        }
+    private static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     private static Path golden(String rel) {
@@ -51,7 +38,7 @@ class QuantOnLoadTest {
         List<String> args = new ArrayList<>(List.of("run", stage, "--model", model.toString(), "--in", golden(in).toString(),
                 "--out", out.toString()));
         args.addAll(List.of(extra));
-        Run r = run(args.toArray(String[]::new));
+        CliRun r = run(args.toArray(String[]::new));
         assertEquals(0, r.code(), String.join(" ", args) + ": " + r.err());
         return out;
     }
@@ -70,7 +57,7 @@ class QuantOnLoadTest {
     void quantOnLoadEqualsTheQuantizedFolder() {
         for (String type : new String[] {"q8_0", "q4_k"}) {
             Path folder = tmp.resolve("tiny-" + type);
-            Run q = run("quantize", "--model", golden(TINY).toString(), "--type", type, "--out", folder.toString());
+            CliRun q = run("quantize", "--model", golden(TINY).toString(), "--type", type, "--out", folder.toString());
             assertEquals(0, q.code(), q.err());
             assertSameOutputs(stage("unet", folder, UNET_CASE), stage("unet", golden(TINY), UNET_CASE, "--quant", type),
                     "unet " + type);
@@ -92,18 +79,18 @@ class QuantOnLoadTest {
     @Test
     void quantizedSingleFileRoundTrip() {
         Path single = tmp.resolve("tiny-q8.safetensors");
-        Run s = run("quantize", "--model", golden("models/sd15-tiny.original.safetensors").toString(), "--type", "q8_0",
+        CliRun s = run("quantize", "--model", golden("models/sd15-tiny.original.safetensors").toString(), "--type", "q8_0",
                 "--out", single.toString());
         assertEquals(0, s.code(), s.err());
         Path folder = tmp.resolve("tiny-fp16-q8");
-        Run f = run("quantize", "--model", golden(TINY).toString(), "--variant", "fp16", "--type", "q8_0", "--out",
+        CliRun f = run("quantize", "--model", golden(TINY).toString(), "--variant", "fp16", "--type", "q8_0", "--out",
                 folder.toString());
         assertEquals(0, f.code(), f.err());
         assertSameOutputs(stage("unet", single, UNET_CASE), stage("unet", folder, UNET_CASE), "unet");
         assertSameOutputs(stage("text-encoder", single, TEXT_CASE), stage("text-encoder", folder, TEXT_CASE), "text encoder");
         // and a full generation from the quantized single file (its tokenizer from the golden folder)
         Path png = tmp.resolve("single.png");
-        Run g = run("generate", "--model", single.toString(), "--tokenizer", golden(TINY + "/tokenizer").toString(),
+        CliRun g = run("generate", "--model", single.toString(), "--tokenizer", golden(TINY + "/tokenizer").toString(),
                 "--prompt", "a red circle", "--steps", "2", "--seed", "1", "--width", "64", "--height", "64", "--quiet",
                 "--output", png.toString());
         assertEquals(0, g.code(), g.err());
@@ -113,23 +100,23 @@ class QuantOnLoadTest {
     void oneLineErrors() {
         String model = golden(TINY).toString();
         String unknown = "marble: error: --quant: unknown quantization type 'q3' (known: q8_0, q4_0, q4_k)";
-        Run gen = run("generate", "--model", model, "--prompt", "x", "--quant", "q3", "--output", tmp.resolve("x.png").toString());
+        CliRun gen = run("generate", "--model", model, "--prompt", "x", "--quant", "q3", "--output", tmp.resolve("x.png").toString());
         assertEquals(1, gen.code());
         assertEquals(unknown, gen.err().strip());
-        Run stage = run("run", "unet", "--model", model, "--in", golden(UNET_CASE).toString(), "--out",
+        CliRun stage = run("run", "unet", "--model", model, "--in", golden(UNET_CASE).toString(), "--out",
                 tmp.resolve("x.safetensors").toString(), "--quant", "q3");
         assertEquals(1, stage.code());
         assertEquals(unknown, stage.err().strip());
 
         Path folder = tmp.resolve("tiny-q4");
         assertEquals(0, run("quantize", "--model", model, "--type", "q4_0", "--out", folder.toString()).code());
-        Run again = run("run", "unet", "--model", folder.toString(), "--in", golden(UNET_CASE).toString(), "--out",
+        CliRun again = run("run", "unet", "--model", folder.toString(), "--in", golden(UNET_CASE).toString(), "--out",
                 tmp.resolve("x.safetensors").toString(), "--quant", "q8_0");
         assertEquals(1, again.code());
         String tail = "; load it as it is, quantizing on load needs F32, F16 or BF16 weights";
         assertEquals("marble: error: " + folder.resolve("unet/diffusion_pytorch_model.safetensors")
                 + ": already quantized (277 weights in q8_0, q4_0)" + tail, again.err().strip());
-        Run gen2 = run("generate", "--model", folder.toString(), "--prompt", "x", "--quant", "q4_0", "--output",
+        CliRun gen2 = run("generate", "--model", folder.toString(), "--prompt", "x", "--quant", "q4_0", "--output",
                 tmp.resolve("x.png").toString());
         assertEquals(1, gen2.code());
         assertEquals("marble: error: " + folder.resolve("text_encoder/model.safetensors") + ": already quantized (18 weights"

@@ -9,9 +9,6 @@ import dev.marble.tensors.quant.Q4_K;
 import dev.marble.tensors.quant.Q8_0;
 import dev.marble.weights.SafetensorsFile;
 import dev.marble.weights.quant.QuantizedSource;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
@@ -23,18 +20,8 @@ class QuantizeCommandTest {
     @TempDir
     Path tmp;
 
-    private record Run(int code, String err) {
-    }
-
-    private static Run run(String... args) {
-        PrintStream old = System.err;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
-        try {
-            return new Run(Main.run(args), buf.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setErr(old);
-        }
+    private static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     private static Path tiny() {
@@ -44,7 +31,7 @@ class QuantizeCommandTest {
     @Test
     void quantizesADiffusersFolder() throws Exception {
         Path out = tmp.resolve("tiny-q4k");
-        Run r = run("quantize", "--model", tiny().toString(), "--type", "q4_k", "--out", out.toString());
+        CliRun r = run("quantize", "--model", tiny().toString(), "--type", "q4_k", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("quantizing ["), "progress bar: " + r.err());
         assertTrue(r.err().contains("unet: 277 quantized, 407 f16, 0 kept"), r.err());
@@ -71,7 +58,7 @@ class QuantizeCommandTest {
         // (runtime's QuantSensitivityTest: rms-relative 0.20 with these rules)
         Path o = tmp.resolve("o.safetensors");
         Path golden = GoldenCases.dir().resolve("cases/unet_sd15-tiny_b1_t999.safetensors");
-        Run unet = run("run", "unet", "--model", out.toString(), "--in", golden.toString(), "--out", o.toString());
+        CliRun unet = run("run", "unet", "--model", out.toString(), "--in", golden.toString(), "--out", o.toString());
         assertEquals(0, unet.code(), unet.err());
         try (SafetensorsFile got = SafetensorsFile.open(o); SafetensorsFile ref = SafetensorsFile.open(golden)) {
             float[] a = got.tensor("out").toFloatArray();
@@ -86,7 +73,7 @@ class QuantizeCommandTest {
             double rms = Math.sqrt(se / sr);
             assertTrue(rms > 0 && rms < 0.25, "rms-relative error " + rms);
         }
-        Run again = run("quantize", "--model", out.toString(), "--type", "q8_0", "--out", tmp.resolve("again").toString());
+        CliRun again = run("quantize", "--model", out.toString(), "--type", "q8_0", "--out", tmp.resolve("again").toString());
         assertEquals("marble: error: " + out + ": text_encoder is already quantized", again.err().strip());
     }
 
@@ -94,7 +81,7 @@ class QuantizeCommandTest {
     void quantizesASingleFileUnderItsOwnNames() throws Exception {
         Path in = GoldenCases.dir().resolve("models/sd15-tiny.original.safetensors");
         Path out = tmp.resolve("tiny-q8.safetensors");
-        Run r = run("quantize", "--model", in.toString(), "--type", "q8_0", "--out", out.toString(),
+        CliRun r = run("quantize", "--model", in.toString(), "--type", "q8_0", "--out", out.toString(),
                 "--rule", "text_encoder:.*=keep");
         assertEquals(0, r.code(), r.err());
         assertEquals(-1, Files.mismatch(GoldenCases.dir().resolve("models/sd15-tiny.original.yaml"),
@@ -110,7 +97,7 @@ class QuantizeCommandTest {
             assertEquals(f.info(te).dtype(), q.get(te).dtype());
         }
         // a quantized model is not quantized again
-        Run again = run("quantize", "--model", out.toString(), "--type", "q4_0", "--out", tmp.resolve("x.safetensors").toString());
+        CliRun again = run("quantize", "--model", out.toString(), "--type", "q4_0", "--out", tmp.resolve("x.safetensors").toString());
         assertEquals(1, again.code());
         assertEquals("marble: error: " + out + ": already quantized", again.err().strip());
     }
@@ -118,21 +105,21 @@ class QuantizeCommandTest {
     @Test
     void badArgumentsAreOneLineErrors() {
         String model = tiny().toString();
-        Run type = run("quantize", "--model", model, "--type", "q2", "--out", tmp.resolve("o").toString());
+        CliRun type = run("quantize", "--model", model, "--type", "q2", "--out", tmp.resolve("o").toString());
         assertEquals(1, type.code());
         assertEquals("marble: error: unknown quantization type 'q2' (known: q8_0, q4_0, q4_k)", type.err().strip());
-        Run file = run("quantize", "--model", model, "--type", "q8_0", "--out", tmp.resolve("o.safetensors").toString());
+        CliRun file = run("quantize", "--model", model, "--type", "q8_0", "--out", tmp.resolve("o.safetensors").toString());
         assertTrue(file.err().strip().endsWith("a diffusers folder quantizes to a folder, not to " + tmp.resolve("o.safetensors")),
                 file.err());
-        Run dir = run("quantize", "--model", GoldenCases.dir().resolve("models/sd15-tiny.original.safetensors").toString(),
+        CliRun dir = run("quantize", "--model", GoldenCases.dir().resolve("models/sd15-tiny.original.safetensors").toString(),
                 "--type", "q8_0", "--out", tmp.resolve("o").toString());
         assertTrue(dir.err().strip().endsWith("a single-file checkpoint quantizes to a .safetensors file, got " + tmp.resolve("o")),
                 dir.err());
-        Run same = run("quantize", "--model", model, "--type", "q8_0", "--out", model);
+        CliRun same = run("quantize", "--model", model, "--type", "q8_0", "--out", model);
         assertTrue(same.err().contains("is the input model"), same.err());
-        Run rule = run("quantize", "--model", model, "--type", "q8_0", "--out", tmp.resolve("o").toString(), "--rule", "x");
+        CliRun rule = run("quantize", "--model", model, "--type", "q8_0", "--out", tmp.resolve("o").toString(), "--rule", "x");
         assertEquals("marble: error: --rule 'x': expected [COMPONENT:]REGEX=TYPE", rule.err().strip());
-        for (Run x : new Run[] {file, dir, same, rule}) {
+        for (CliRun x : new CliRun[] {file, dir, same, rule}) {
             assertEquals(1, x.code());
             assertEquals(1, x.err().strip().lines().count(), x.err());
         }
