@@ -8,6 +8,7 @@ import dev.marble.tensors.Tensor;
 import dev.marble.tensors.quant.QuantFormat;
 import dev.marble.weights.SafetensorsFile;
 import dev.marble.weights.TensorSource;
+import dev.marble.weights.ldm.LdmCheckpoint;
 import dev.marble.weights.quant.ModelQuantizer;
 import dev.marble.weights.quant.QuantRules;
 import dev.marble.weights.quant.QuantizedSource;
@@ -19,7 +20,6 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -36,12 +36,6 @@ import picocli.CommandLine.Option;
             "Types: q8_0 (8.5 bits/weight), q4_0 (4.5), q4_k (4.625-4.7, more accurate than q4_0)."})
 final class QuantizeCommand implements Runnable {
     /** Single-file key prefixes and the component each belongs to; the rules see names without them. */
-    private static final Map<String, String> PREFIXES = Map.of(
-            "model.diffusion_model.", "unet",
-            "first_stage_model.", "vae",
-            "cond_stage_model.transformer.", "text_encoder",
-            "cond_stage_model.model.", "text_encoder");
-
     /** Files of a diffusers folder that are not weights and are copied as they are. */
     private static final List<String> CONFIG_FOLDERS = List.of("scheduler", "tokenizer", "unet", "vae", "text_encoder");
 
@@ -167,15 +161,8 @@ final class QuantizeCommand implements Runnable {
             f.metadata().forEach(mq::putMetadata);
             total = f.names().size();
             for (String name : f.names()) {
-                String component = "other";
-                String ruleName = name;
-                for (Map.Entry<String, String> p : PREFIXES.entrySet()) {
-                    if (name.startsWith(p.getKey())) {
-                        component = p.getValue();
-                        ruleName = name.substring(p.getKey().length());
-                    }
-                }
-                add(mq, component, ruleName, name, f.tensor(name));
+                LdmCheckpoint.Key k = LdmCheckpoint.Key.of(name);
+                add(mq, k.component(), k.name(), name, f.tensor(name));
             }
             mq.write(out);
             summary(model.getFileName().toString(), mq.stats());

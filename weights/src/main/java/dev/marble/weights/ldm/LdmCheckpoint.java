@@ -40,6 +40,23 @@ public final class LdmCheckpoint implements AutoCloseable {
     static final String CLIP_HF = "cond_stage_model.transformer.";
     static final String CLIP_OPEN = "cond_stage_model.model.";
 
+    /** A single-file key split into its diffusers component and the name within it (e.g. for quantization rules). */
+    public record Key(String component, String name) {
+        /** {@code model.diffusion_model.x} → (unet, x) and likewise; a key under no component prefix → (other, key). */
+        public static Key of(String key) {
+            for (String[] p : COMPONENT_PREFIXES) {
+                if (key.startsWith(p[0])) {
+                    return new Key(p[1], key.substring(p[0].length()));
+                }
+            }
+            return new Key("other", key);
+        }
+    }
+
+    private static final String[][] COMPONENT_PREFIXES = {
+        {UNET, "unet"}, {VAE, "vae"}, {CLIP_HF, "text_encoder"}, {CLIP_OPEN, "text_encoder"},
+    };
+
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     private final Path file;

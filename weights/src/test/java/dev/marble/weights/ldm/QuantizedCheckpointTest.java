@@ -31,9 +31,6 @@ import org.junit.jupiter.api.io.TempDir;
 /** A quantized single-file checkpoint read back under diffusers names, and quantized weights through renames. */
 class QuantizedCheckpointTest {
     /** Single-file prefixes → the component the rules see (as {@code marble quantize} maps them). */
-    private static final Map<String, String> PREFIXES = Map.of(LdmCheckpoint.UNET, "unet", LdmCheckpoint.VAE, "vae",
-            LdmCheckpoint.CLIP_HF, "text_encoder");
-
     @TempDir
     Path dir;
 
@@ -51,15 +48,8 @@ class QuantizedCheckpointTest {
         try (SafetensorsFile f = SafetensorsFile.open(in); Arena arena = Arena.ofShared()) {
             ModelQuantizer mq = new ModelQuantizer(rules, arena);
             for (String name : f.names()) {
-                String component = "other";
-                String ruleName = name;
-                for (Map.Entry<String, String> p : PREFIXES.entrySet()) {
-                    if (name.startsWith(p.getKey())) {
-                        component = p.getValue();
-                        ruleName = name.substring(p.getKey().length());
-                    }
-                }
-                mq.add(component, ruleName, name, f.tensor(name));
+                LdmCheckpoint.Key k = LdmCheckpoint.Key.of(name);
+                mq.add(k.component(), k.name(), name, f.tensor(name));
             }
             mq.write(out);
         }
