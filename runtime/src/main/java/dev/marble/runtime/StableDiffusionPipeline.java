@@ -123,7 +123,8 @@ final class StableDiffusionPipeline {
                 jobs.get(0).loading += (System.nanoTime() - t1) / 1e9;
                 for (Job job : jobs) {
                     long t = System.nanoTime();
-                    denoise(job, unet.get(), context, (float) r.cfgScale(), listener, arena, ws);
+                    denoise(job, unet.get(), context, (float) r.cfgScale(), (float) r.guidanceRescale(), listener, arena,
+                            ws);
                     job.denoising += (System.nanoTime() - t) / 1e9;
                 }
             }
@@ -158,14 +159,14 @@ final class StableDiffusionPipeline {
     }
 
     /** The scheduler loop of one image, from its start index. */
-    private void denoise(Job job, UNet2DConditionModel unet, Tensor context, float cfgScale,
+    private void denoise(Job job, UNet2DConditionModel unet, Tensor context, float cfgScale, float rescale,
             GenerationListener listener, Arena arena, Workspace ws) {
         float[] timesteps = job.scheduler.timesteps();
         int total = timesteps.length - job.start;
         Tensor latents = job.latents;
         for (int i = job.start; i < timesteps.length; i++) {
             Tensor in = job.scheduler.scaleModelInput(latents, i); // [1, C, h, w]
-            Tensor prediction = predict(unet, in, timesteps[i], context, cfgScale, arena, ws);
+            Tensor prediction = predict(unet, in, timesteps[i], context, cfgScale, rescale, arena, ws);
             latents = job.scheduler.step(prediction, i, latents, job.gen);
             if (!listener.onStep(job.index, i - job.start + 1, total, timesteps[i])) {
                 throw new GenerationCancelledException();
@@ -174,9 +175,9 @@ final class StableDiffusionPipeline {
         job.latents = latents;
     }
 
-    /** The UNet's prediction, guided: uncond + g · (cond − uncond) from one batch-2 call. */
-    private static Tensor predict(UNet2DConditionModel unet, Tensor in, float t, Tensor context, float g, Arena arena,
-            Workspace ws) {
+    /** The UNet's prediction, guided (see {@link Guidance}) from one batch-2 call. */
+    private static Tensor predict(UNet2DConditionModel unet, Tensor in, float t, Tensor context, float g,
+            float rescale, Arena arena, Workspace ws) {
         long[] shape = in.shape();
         long n = in.numel();
         Tensor result = Tensor.allocate(arena, DType.F32, shape);
@@ -191,13 +192,7 @@ final class StableDiffusionPipeline {
         MemorySegment.copy(in.data(), 0, batch.data(), n * 4, n * 4);
         Tensor out = unet.forward(ws, batch, new float[] {t}, context); // [2, C, h, w]
         ws.give(batch);
-        MemorySegment o = out.data();
-        MemorySegment dst = result.data();
-        for (long j = 0; j < n; j++) {
-            float u = o.getAtIndex(F, j);
-            float c = o.getAtIndex(F, n + j);
-            dst.setAtIndex(F, j, u + g * (c - u));
-        }
+        Guidance.combine(out.data(), n, g, rescale, result.data());
         ws.give(out);
         return result;
     }
@@ -313,6 +308,9 @@ final class StableDiffusionPipeline {
                 r.steps(), sampler, trim(r.cfgScale()), seed, width, height, model.hash(), model.name()));
         if (r.initImage() != null) {
             sb.append(", Denoising strength: ").append(trim(r.strength()));
+        }
+        if (r.guidanceRescale() > 0 && r.cfgScale() > 1.0) {
+            sb.append(", Guidance rescale: ").append(trim(r.guidanceRescale()));
         }
         return sb.toString();
     }

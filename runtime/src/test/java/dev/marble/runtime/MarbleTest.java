@@ -2,11 +2,13 @@ package dev.marble.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.marble.tensors.MarbleException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -86,6 +88,19 @@ class MarbleTest {
     }
 
     @Test
+    void guidanceRescaleChangesTheImageAndIsRecorded() {
+        GenerationResult.Image plain = model.generate(small("a dog", 5).build(), GenerationListener.NONE).image();
+        GenerationResult.Image zero = model.generate(small("a dog", 5).guidanceRescale(0).build(),
+                GenerationListener.NONE).image();
+        GenerationResult.Image rescaled = model.generate(small("a dog", 5).guidanceRescale(0.7).build(),
+                GenerationListener.NONE).image();
+        assertArrayEquals(plain.latents(), zero.latents());
+        assertFalse(Arrays.equals(plain.latents(), rescaled.latents()), "rescale 0.7 left the latents as they were");
+        assertTrue(rescaled.parameters().contains(", Guidance rescale: 0.7"), rescaled.parameters());
+        assertFalse(plain.parameters().contains("Guidance rescale"), plain.parameters());
+    }
+
+    @Test
     void randomSeedIsReported() {
         GenerationResult.Image img = model.generate(GenerationRequest.builder().prompt("x").steps(1).size(64, 64).build(),
                 GenerationListener.NONE).image();
@@ -105,5 +120,7 @@ class MarbleTest {
                 () -> model.generate(small("x", 1).initLatents(new float[4], 1, 4, 1, 1).build(), GenerationListener.NONE));
         assertTrue(e.getMessage().startsWith("init latents: expected shape [1, 4, 16, 8]"), e.getMessage());
         assertThrows(MarbleException.class, () -> GenerationRequest.builder().prompt("x").steps(0).build());
+        e = assertThrows(MarbleException.class, () -> GenerationRequest.builder().prompt("x").guidanceRescale(1.5).build());
+        assertEquals("guidance rescale: must be between 0 and 1, got 1.5", e.getMessage());
     }
 }

@@ -45,6 +45,9 @@ final class GenerateCommand implements Runnable {
     @Option(names = "--cfg-scale", defaultValue = "7.5", description = "Guidance scale; <= 1 skips the unconditional pass (default: ${DEFAULT-VALUE}).")
     double cfgScale;
 
+    @Option(names = "--guidance-rescale", defaultValue = "0", paramLabel = "PHI", description = "diffusers' guidance_rescale in [0, 1]: pulls the guided prediction back to the conditional one's spread; about 0.7 for zero-terminal-SNR models (default: ${DEFAULT-VALUE}).")
+    double guidanceRescale;
+
     @Option(names = "--sampler", paramLabel = "ID", description = "pndm, ddim, ddpm, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms, lcm, or an A1111 name such as \"Euler a\" (default: the model's own).")
     String sampler;
 
@@ -169,8 +172,8 @@ final class GenerateCommand implements Runnable {
     /** The request these options describe (the drift test builds golden requests through it). */
     GenerationRequest request() {
         GenerationRequest.Builder b = GenerationRequest.builder().prompt(prompt).negativePrompt(negativePrompt)
-                .steps(steps).cfgScale(cfgScale).sampler(sampler).size(width, height).batchCount(batchCount)
-                .strength(strength);
+                .steps(steps).cfgScale(cfgScale).guidanceRescale(guidanceRescale).sampler(sampler).size(width, height)
+                .batchCount(batchCount).strength(strength);
         if (seed != null) {
             b.seed(seed);
         }
