@@ -27,7 +27,10 @@ final class JudgeRunner {
     /** Image size the shapes model was trained at. */
     static final int SIZE = 64;
     static final int STEPS = 20;
-    static final double CFG = 7.5;
+    /** Guidance scale, 7.5 unless {@code -Dmarble.judge.cfg} says otherwise. */
+    static final double CFG = Double.parseDouble(System.getProperty("marble.judge.cfg", "7.5"));
+    /** Guidance rescale, 0 unless {@code -Dmarble.judge.rescale} says otherwise. */
+    static final double RESCALE = Double.parseDouble(System.getProperty("marble.judge.rescale", "0"));
 
     /** One line of prompts.txt. */
     record Prompt(long seed, String text) {
@@ -61,12 +64,12 @@ final class JudgeRunner {
         return out;
     }
 
-    /** Generates every prompt at 64×64 (the model's own scheduler, 20 steps, guidance 7.5) and judges it. */
+    /** Generates every prompt at 64×64 (the model's own scheduler, 20 steps, CFG and RESCALE) and judges it. */
     static List<Outcome> run(Marble model, List<Prompt> prompts) {
         List<Outcome> out = new ArrayList<>();
         for (Prompt p : prompts) {
             GenerationRequest req = GenerationRequest.builder().prompt(p.text()).seed(p.seed()).size(SIZE, SIZE)
-                    .steps(STEPS).cfgScale(CFG).build();
+                    .steps(STEPS).cfgScale(CFG).guidanceRescale(RESCALE).build();
             GenerationResult.Image img = model.generate(req, GenerationListener.NONE).image();
             out.add(new Outcome(p, img, Judge.judge(img.pixels(), img.width(), img.height(), p.text())));
         }

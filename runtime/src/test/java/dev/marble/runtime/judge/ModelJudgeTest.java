@@ -18,6 +18,8 @@ import org.junit.jupiter.api.Test;
  * <p>{@code -Dmarble.judge.compare=DIR[,DIR...]} also runs other models (quantized copies) on the same
  * prompts and seeds and prints, per model, the PSNR of its images against the first model's and its
  * own accuracy. {@code -Dmarble.judge.out=DIR} writes every image and a contact sheet per model.
+ * {@code -Dmarble.judge.cfg=G} and {@code -Dmarble.judge.rescale=PHI} change the guidance scale (7.5) and
+ * guidance rescale (0) for experiments; the aims are judged at the defaults.
  *
  * <p>Excluded from the default test run until the bundled model is in the build (runtime/pom.xml);
  * run it by name: {@code mvn -o -pl runtime -am test -Dtest=ModelJudgeTest -Dsurefire.failIfNoSpecifiedTests=false}.
