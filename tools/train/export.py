@@ -156,19 +156,25 @@ def vae_config(block_out_channels, layers_per_block, groups, sample_size, scalin
 
 
 def scheduler_config():
-    """SD 1.x's PNDMScheduler config; the same betas the UNet was trained with."""
+    """DDIM (eta 0) on SD 1.x's betas, as the UNet was trained. PNDM's multistep extrapolation at
+    guidance 7.5 scattered speckled blobs over this model's images (judge colour 46 % against 90 %
+    with DDIM, same weights and 20 steps)."""
     return {
-        "_class_name": "PNDMScheduler",
+        "_class_name": "DDIMScheduler",
         "_diffusers_version": DIFFUSERS_VERSION,
         "beta_end": 0.012,
         "beta_schedule": "scaled_linear",
         "beta_start": 0.00085,
         "clip_sample": False,
+        "clip_sample_range": 1.0,
+        "dynamic_thresholding_ratio": 0.995,
         "num_train_timesteps": 1000,
         "prediction_type": "epsilon",
+        "rescale_betas_zero_snr": False,
+        "sample_max_value": 1.0,
         "set_alpha_to_one": False,
-        "skip_prk_steps": True,
         "steps_offset": 1,
+        "thresholding": False,
         "timestep_spacing": "leading",
         "trained_betas": None,
     }
@@ -182,7 +188,7 @@ def model_index():
         "image_encoder": [None, None],
         "requires_safety_checker": False,
         "safety_checker": [None, None],
-        "scheduler": ["diffusers", "PNDMScheduler"],
+        "scheduler": ["diffusers", "DDIMScheduler"],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "unet": ["diffusers", "UNet2DConditionModel"],

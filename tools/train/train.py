@@ -190,17 +190,51 @@ def build_stage2(tok):
     return te, te_cfg, unet, unet_cfg
 
 
-def train_unet(args, te, unet, pool, scaling, empty_ids, seconds, fh, history):
+def train_unet(args, te, unet, pool, scaling, empty_ids, seconds, log_path):
+    """Stage 2 as two single-thread processes that average their gradients every step (gloo):
+    PyTorch keeps only ~1.4 of the 2 cores busy in one process at these sizes, and two processes
+    of batch 32 train 1.5x the samples per second of one 2-thread process of batch 64. te and
+    unet are shared-memory modules; rank 0 writes the EMA weights back into them at the end."""
+    port = _free_port()
+    history = torch.multiprocessing.get_context("spawn").Manager().list()
+    for m in (te, unet):
+        m.share_memory()
+    torch.multiprocessing.spawn(_train_unet_rank, nprocs=args.world,
+                                args=(args, te, unet, pool, scaling, empty_ids, seconds, log_path, port, history))
+    return te.eval(), unet.eval(), list(history)
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_unet_rank(rank, args, te_shared, unet_shared, pool, scaling, empty_ids, seconds, log_path, port, history):
+    import copy
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % port, rank=rank, world_size=args.world)
+    fh = open(log_path, "a") if rank == 0 else None
+    te, unet = copy.deepcopy(te_shared).train(), copy.deepcopy(unet_shared).train()
     means, stds, ids = pool
     params = list(unet.parameters()) + list(te.parameters())
-    ema = [p.detach().clone() for p in params]
+    ema = [p.detach().clone() for p in params] if rank == 0 else None
     opt = torch.optim.AdamW(params, lr=args.unet_lr, betas=(0.9, 0.999), weight_decay=0.01)
     ac = alphas_cumprod()
-    gen = torch.Generator().manual_seed(args.seed + 2)
+    gen = torch.Generator().manual_seed(args.seed + 2 + 1000 * rank)  # each rank draws its own samples
     budget = Budget(args.unet_steps, seconds)
+    flat = torch.zeros(sum(p.numel() for p in params) + 2)  # all gradients, then loss and mse
     window, t_log, c_log = [], time.time(), time.process_time()
-    while not budget.done():
-        p = budget.progress()
+    while True:
+        # Ranks agree on progress (rank 0's clock), so they take the same number of steps and
+        # the same learning rates.
+        p = torch.tensor([budget.progress() if rank == 0 else 0.0])
+        dist.broadcast(p, 0)
+        p = p.item()
+        if p >= 1.0:
+            break
         set_lr(opt, lr_at(p, args.unet_lr))
         bs = args.unet_batch
         idx = torch.randint(0, len(means), (bs,), generator=gen)
@@ -210,6 +244,9 @@ def train_unet(args, te, unet, pool, scaling, empty_ids, seconds, fh, history):
         tokens[drop] = empty_ids
         t = torch.randint(0, 1000, (bs,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
+        # Offset noise: a per-channel constant lets an epsilon model move an image's mean colour,
+        # which plain Gaussian noise at SD's terminal SNR leaves nearly fixed (flat backgrounds).
+        noise = noise + args.offset_noise * torch.randn((bs, z0.shape[1], 1, 1), generator=gen)
         a = ac[t][:, None, None, None]
         xt = (a.sqrt() * z0 + (1 - a).sqrt() * noise)
         pred = unet(xt, t, te(tokens))
@@ -217,30 +254,43 @@ def train_unet(args, te, unet, pool, scaling, empty_ids, seconds, fh, history):
         weight = torch.clamp(snr, max=args.min_snr) / snr  # min-SNR-gamma weighting, epsilon target
         per = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
         loss = (weight * per).mean()
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=False)
         loss.backward()
+        torch.cat([q.grad.reshape(-1) for q in params] + [loss.detach()[None], per.mean().detach()[None]], out=flat)
+        dist.all_reduce(flat)
+        flat /= args.world
+        offset = 0
+        for q in params:
+            q.grad.copy_(flat[offset:offset + q.numel()].view_as(q))
+            offset += q.numel()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         budget.step += 1
+        if rank != 0:
+            continue
         decay = min(args.ema, (1 + budget.step) / (10 + budget.step))
         with torch.no_grad():
             for e, q in zip(ema, params):
                 e.mul_(decay).add_(q.detach(), alpha=1 - decay)
-        window.append((loss.item(), per.mean().item()))
-        if budget.step % args.log_every == 0 or budget.done():
+        window.append((flat[-2].item(), flat[-1].item()))
+        if budget.step % args.log_every == 0:
             a_ = np.mean(window, axis=0)
             dt, dc = (time.time() - t_log) / len(window), (time.process_time() - c_log) / len(window)
-            log(fh, "unet step %5d  p %.3f  lr %.2e  loss %.4f  mse %.4f  %.2f s/step (cpu %.2f s)"
+            log(fh, "unet step %5d  p %.3f  lr %.2e  loss %.4f  mse %.4f  %.2f s/step (rank 0 cpu %.2f s)"
                 % (budget.step, p, opt.param_groups[0]["lr"], a_[0], a_[1], dt, dc))
             history.append(dict(stage="unet", step=budget.step, loss=float(a_[0]), mse=float(a_[1]),
                                 sec_per_step=dt, cpu_per_step=dc, elapsed=budget.elapsed()))
             window, t_log, c_log = [], time.time(), time.process_time()
-    log(fh, "unet: %d steps in %.1f min, %.1f cpu-min (%s limit)" % (
-        budget.step, budget.elapsed() / 60, budget.cpu() / 60, "step" if budget.step >= budget.steps else "time"))
-    with torch.no_grad():
-        for e, q in zip(ema, params):
-            q.copy_(e)
-    return te.eval(), unet.eval()
+    if rank == 0:
+        log(fh, "unet: %d steps of %d x %d samples in %.1f min (%s limit)" % (
+            budget.step, args.world, args.unet_batch, budget.elapsed() / 60,
+            "step" if budget.step >= budget.steps else "time"))
+        with torch.no_grad():
+            shared = list(unet_shared.parameters()) + list(te_shared.parameters())
+            for e, q in zip(ema, shared):
+                q.copy_(e)
+        fh.close()
+    dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- preview
@@ -312,8 +362,10 @@ def main():
     ap.add_argument("--kl-weight", type=float, default=1e-5)
     ap.add_argument("--pool", type=int, default=20000, help="images in the latent pool of stage 2")
     ap.add_argument("--unet-steps", type=int, default=6000)
-    ap.add_argument("--unet-batch", type=int, default=32)
-    ap.add_argument("--unet-lr", type=float, default=5e-4)
+    ap.add_argument("--unet-batch", type=int, default=32, help="per process")
+    ap.add_argument("--world", type=int, default=2, help="processes of stage 2 (one thread each)")
+    ap.add_argument("--unet-lr", type=float, default=7e-4)
+    ap.add_argument("--offset-noise", type=float, default=0.1)
     ap.add_argument("--uncond-prob", type=float, default=0.1)
     ap.add_argument("--min-snr", type=float, default=5.0)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -326,7 +378,9 @@ def main():
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    fh = open(os.path.join(args.out, "train_log.txt"), "w")
+    # Append mode: stage 2's rank 0 appends to the same log from its own process.
+    open(os.path.join(args.out, "train_log.txt"), "w").close()
+    fh = open(os.path.join(args.out, "train_log.txt"), "a")
     log(fh, "args: " + json.dumps(vars(args), sort_keys=True))
     history, t0 = [], time.time()
 
@@ -362,7 +416,9 @@ def main():
     empty = torch.tensor(tok.encode(""))
     # The UNet gets what is left of --minutes, less ~45 s for saving and the preview.
     left = args.minutes * 60 - (time.time() - t0) - 45
-    te, unet = train_unet(args, te, unet, pool, scaling, empty, max(left, 60.0), fh, history)
+    fh.flush()
+    te, unet, h2 = train_unet(args, te, unet, pool, scaling, empty, max(left, 60.0), fh.name)
+    history += h2
     export.save_component(args.out, "text_encoder", te_cfg, te.state_dict(), "model.safetensors")
     export.save_component(args.out, "unet", unet_cfg, unet.state_dict(), "diffusion_pytorch_model.safetensors")
 
