@@ -192,8 +192,8 @@ def build_stage2(tok):
 
 def train_unet(args, te, unet, pool, scaling, empty_ids, seconds, log_path):
     """Stage 2 as two single-thread processes that average their gradients every step (gloo):
-    PyTorch keeps only ~1.4 of the 2 cores busy in one process at these sizes, and two processes
-    of batch 32 train 1.5x the samples per second of one 2-thread process of batch 64. te and
+    PyTorch keeps only ~1.4 of the 2 cores busy in one process at these sizes; two processes of
+    batch 32 trained 56 samples/s where one 2-thread process of batch 32 trained 33. te and
     unet are shared-memory modules; rank 0 writes the EMA weights back into them at the end."""
     port = _free_port()
     history = torch.multiprocessing.get_context("spawn").Manager().list()
