@@ -416,7 +416,6 @@ def main():
     empty = torch.tensor(tok.encode(""))
     # The UNet gets what is left of --minutes, less ~45 s for saving and the preview.
     left = args.minutes * 60 - (time.time() - t0) - 45
-    fh.flush()
     te, unet, h2 = train_unet(args, te, unet, pool, scaling, empty, max(left, 60.0), fh.name)
     history += h2
     export.save_component(args.out, "text_encoder", te_cfg, te.state_dict(), "model.safetensors")
