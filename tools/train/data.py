@@ -29,7 +29,7 @@ COLOURS = {
     "gray": (128, 128, 128),
 }
 SHAPES = ["circle", "square", "triangle", "star", "diamond", "heart"]
-SIZES = {"small": (5.5, 8.0), "large": (11.0, 14.0)}  # "radius" in pixels
+SIZES = {"small": (7.5, 9.5), "large": (12.0, 14.0)}  # "radius" in pixels
 POSITIONS = {  # name -> (x range, y range) of the centre as fractions of the free area
     "in the center": ((0.45, 0.55), (0.45, 0.55)),
     "on the left": ((0.0, 0.15), (0.35, 0.65)),
