@@ -52,9 +52,9 @@ record Scene(int width, int height, List<String> background, int boundary, List<
      * @param geometry area, box, centroid, profile
      */
     record Region(String colour, String shape, double radius, Geometry geometry) {
-        /** The grammar's size word: small shapes have r in [5.5, 8], large ones in [11, 14]. */
+        /** The grammar's size word: small shapes have r in [7.5, 9.5], large ones in [12, 14]. */
         String size() {
-            return radius < 9.5 ? "small" : "large";
+            return radius < 10.75 ? "small" : "large";
         }
     }
 
