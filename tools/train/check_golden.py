@@ -12,14 +12,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
-from export import read_safetensors  # noqa: E402
-
-
-def load(folder, sub, cls, weights):
-    cfg = json.load(open(os.path.join(folder, sub, "config.json")))
-    m = cls(cfg)
-    m.load_state_dict(read_safetensors(os.path.join(folder, sub, weights)), strict=True)
-    return m.eval()
+from export import load_component  # noqa: E402
 
 
 def main():
@@ -29,12 +22,9 @@ def main():
         sys.exit("golden dir not found: " + golden)
     torch.set_num_threads(2)
     model_dir = os.path.join(golden, "models", "sd15-tiny")
-    te = load(model_dir, "text_encoder", models.CLIPTextModel, "model.safetensors")
-    unet = load(model_dir, "unet", models.UNet2DConditionModel, "diffusion_pytorch_model.safetensors")
-    vae_cfg = json.load(open(os.path.join(model_dir, "vae", "config.json")))
-    vae = models.AutoencoderKL(vae_cfg)
-    vae.load_state_dict(read_safetensors(os.path.join(model_dir, "vae", "diffusion_pytorch_model.safetensors")))
-    vae.eval()
+    te, _ = load_component(model_dir, "text_encoder", models.CLIPTextModel, "model.safetensors")
+    unet, _ = load_component(model_dir, "unet", models.UNet2DConditionModel, "diffusion_pytorch_model.safetensors")
+    vae, _ = load_component(model_dir, "vae", models.AutoencoderKL, "diffusion_pytorch_model.safetensors")
     print("strict key match: text_encoder, unet, vae OK")
 
     manifest = json.load(open(os.path.join(golden, "manifest.json")))

@@ -203,6 +203,16 @@ def save_component(out, sub, config, state_dict, weights_name, config_name="conf
     save_safetensors(os.path.join(folder, weights_name), state_dict)
 
 
+def load_component(folder, sub, cls, weights_name):
+    """The inverse of save_component: (module built from sub/config.json with the weights, strict
+    key matching, in eval mode; the config dict)."""
+    with open(os.path.join(folder, sub, "config.json")) as f:
+        config = json.load(f)
+    module = cls(config)
+    module.load_state_dict(read_safetensors(os.path.join(folder, sub, weights_name)))
+    return module.eval(), config
+
+
 def save_static(out):
     os.makedirs(os.path.join(out, "scheduler"), exist_ok=True)
     write_json(os.path.join(out, "model_index.json"), model_index())

@@ -8,7 +8,6 @@ A word the model uses raises the loss when it is wrong; one it ignores leaves th
 About 35 s on 2 cores. Reads the model's own tokenizer/merges.txt, so it works for any run.
 """
 import argparse
-import json
 import os
 
 import numpy as np
@@ -16,16 +15,9 @@ import torch
 
 import data
 import models
-from export import read_safetensors
+from export import load_component
 from tokenizer import Tokenizer
 from train import alphas_cumprod
-
-
-def load(folder, sub, cls, weights):
-    cfg = json.load(open(os.path.join(folder, sub, "config.json")))
-    m = cls(cfg)
-    m.load_state_dict(read_safetensors(os.path.join(folder, sub, weights)))
-    return m.eval(), cfg
 
 
 def probe_set(rng, n):
@@ -59,11 +51,10 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    te, _ = load(args.model, "text_encoder", models.CLIPTextModel, "model.safetensors")
-    unet, _ = load(args.model, "unet", models.UNet2DConditionModel, "diffusion_pytorch_model.safetensors")
-    vae, vae_cfg = load(args.model, "vae", models.AutoencoderKL, "diffusion_pytorch_model.safetensors")
-    with open(os.path.join(args.model, "tokenizer", "merges.txt"), encoding="utf-8") as f:
-        tok = Tokenizer([tuple(line.split()) for line in f.read().splitlines()[1:] if line])
+    te, _ = load_component(args.model, "text_encoder", models.CLIPTextModel, "model.safetensors")
+    unet, _ = load_component(args.model, "unet", models.UNet2DConditionModel, "diffusion_pytorch_model.safetensors")
+    vae, vae_cfg = load_component(args.model, "vae", models.AutoencoderKL, "diffusion_pytorch_model.safetensors")
+    tok = Tokenizer.load(os.path.join(args.model, "tokenizer"))
     x, captions = probe_set(np.random.default_rng(args.seed), args.images)
     z0 = vae.encode(x)[0] * vae_cfg["scaling_factor"]  # the latent mean, as the training pool's
     contexts = {k: te(torch.tensor([tok.encode(c) for c in v])) for k, v in captions.items()}

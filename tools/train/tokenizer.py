@@ -110,6 +110,13 @@ class Tokenizer:
         ids = [self.bos_id] + ids[: self.max_length - 2] + [self.eos_id]
         return ids + [self.eos_id] * (self.max_length - len(ids))
 
+    @classmethod
+    def load(cls, folder):
+        """A tokenizer from the merges.txt that save() wrote (the vocabulary follows from them)."""
+        with open(os.path.join(folder, "merges.txt"), encoding="utf-8") as f:
+            lines = f.read().splitlines()[1:]  # after "#version: 0.2"
+        return cls([tuple(line.split()) for line in lines if line])
+
     def save(self, folder):
         """vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json as
         transformers' CLIPTokenizer.save_pretrained writes them."""
