@@ -32,9 +32,11 @@ def shape_and_colour(noun_phrase):
 
 def labels(caption):
     """The caption's parts as {part: class index}, only the parts it names."""
-    noun_part = caption.split(" on a")[0].split(" on an")[0]  # drops "on a ... background"
+    noun_part = caption.split(" on a")[0]  # drops "on a(n) ... background"
     relation = [r for r in data.RELATIONS if " %s " % r in noun_part]
     out = {}
+    if caption.endswith(" background"):  # "on a red background", "on a red and blue background"
+        out["background"] = list(data.COLOURS).index(caption[len(noun_part):].split()[2])
     if relation:
         first, second = noun_part.split(" %s " % relation[0])
         out["relation"] = data.RELATIONS.index(relation[0])
@@ -105,7 +107,8 @@ def main():
     eos = hidden[torch.arange(len(ids)), (ids == tok.eos_id).int().argmax(dim=1)]
     features = {"EOS state": eos, "mean of 77": hidden.mean(dim=1)}
     parts = [labels(c) for c in captions]
-    names = ["shape", "colour", "position", "relation", "shape 1", "colour 1", "shape 2", "colour 2"]
+    names = ["shape", "colour", "position", "relation", "shape 1", "colour 1", "shape 2", "colour 2",
+             "background"]
     print("%-10s %8s %8s  %s" % ("part", "captions", "classes", "  ".join("%11s" % f for f in features)))
     for name in names:
         rows = [i for i, p in enumerate(parts) if name in p]
