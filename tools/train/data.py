@@ -206,3 +206,43 @@ def word_counts(rng, n=2000):
         for w in sample(rng)[1].split():
             counts[w] += 1
     return counts
+
+
+# The parts a caption can name (caption_parts).
+PARTS = ["shape", "colour", "position", "relation", "shape 1", "colour 1", "shape 2", "colour 2", "background"]
+_LONGEST_FIRST = sorted(POSITIONS, key=len, reverse=True)  # "in the top left corner" before "at the top"
+
+
+def shape_and_colour(noun_phrase):
+    """("circle", "red") for "a small red circle"; the colour is None when the caption leaves it out."""
+    words = noun_phrase.split()
+    colours = [w for w in words if w in COLOURS]
+    return words[-1], colours[0] if colours else None
+
+
+def caption_parts(caption):
+    """The caption's parts as {part: class index}, only the parts it names."""
+    noun_part = caption.split(" on a")[0]  # drops "on a(n) ... background"
+    relation = [r for r in RELATIONS if " %s " % r in noun_part]
+    out = {}
+    if caption.endswith(" background"):  # "on a red background", "on a red and blue background"
+        out["background"] = list(COLOURS).index(caption[len(noun_part):].split()[2])
+    if relation:
+        first, second = noun_part.split(" %s " % relation[0])
+        out["relation"] = RELATIONS.index(relation[0])
+        for key, phrase in (("1", first), ("2", second)):
+            shape, colour = shape_and_colour(phrase)
+            out["shape " + key] = SHAPES.index(shape)
+            if colour:
+                out["colour " + key] = list(COLOURS).index(colour)
+        return out
+    position = [p for p in _LONGEST_FIRST if p in caption]
+    head = caption
+    if position:
+        out["position"] = list(POSITIONS).index(position[0])
+        head = caption.split(" " + position[0])[0]
+    shape, colour = shape_and_colour(head.split(" on a")[0])
+    out["shape"] = SHAPES.index(shape)
+    if colour:
+        out["colour"] = list(COLOURS).index(colour)
+    return out

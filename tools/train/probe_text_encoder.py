@@ -20,44 +20,6 @@ import models
 from export import load_component
 from tokenizer import Tokenizer, learn_merges
 
-POSITIONS = sorted(data.POSITIONS, key=len, reverse=True)  # "in the top left corner" before "at the top"
-
-
-def shape_and_colour(noun_phrase):
-    """("circle", "red") for "a small red circle"; the colour is None when the caption leaves it out."""
-    words = noun_phrase.split()
-    colours = [w for w in words if w in data.COLOURS]
-    return words[-1], colours[0] if colours else None
-
-
-def labels(caption):
-    """The caption's parts as {part: class index}, only the parts it names."""
-    noun_part = caption.split(" on a")[0]  # drops "on a(n) ... background"
-    relation = [r for r in data.RELATIONS if " %s " % r in noun_part]
-    out = {}
-    if caption.endswith(" background"):  # "on a red background", "on a red and blue background"
-        out["background"] = list(data.COLOURS).index(caption[len(noun_part):].split()[2])
-    if relation:
-        first, second = noun_part.split(" %s " % relation[0])
-        out["relation"] = data.RELATIONS.index(relation[0])
-        for key, phrase in (("1", first), ("2", second)):
-            shape, colour = shape_and_colour(phrase)
-            out["shape " + key] = data.SHAPES.index(shape)
-            if colour:
-                out["colour " + key] = list(data.COLOURS).index(colour)
-        return out
-    position = [p for p in POSITIONS if p in caption]
-    head = caption
-    if position:
-        out["position"] = POSITIONS.index(position[0])
-        head = caption.split(" " + position[0])[0]
-    shape, colour = shape_and_colour(head.split(" on a")[0])
-    out["shape"] = data.SHAPES.index(shape)
-    if colour:
-        out["colour"] = list(data.COLOURS).index(colour)
-    return out
-
-
 def probe(x, y, train_fraction=0.8):
     """Test accuracy of an L2-regularised softmax classifier x [N, D] -> y [N]."""
     n = int(len(x) * train_fraction)
@@ -106,11 +68,9 @@ def main():
     ids = torch.tensor([tok.encode(c) for c in captions])
     eos = hidden[torch.arange(len(ids)), (ids == tok.eos_id).int().argmax(dim=1)]
     features = {"EOS state": eos, "mean of 77": hidden.mean(dim=1)}
-    parts = [labels(c) for c in captions]
-    names = ["shape", "colour", "position", "relation", "shape 1", "colour 1", "shape 2", "colour 2",
-             "background"]
+    parts = [data.caption_parts(c) for c in captions]
     print("%-10s %8s %8s  %s" % ("part", "captions", "classes", "  ".join("%11s" % f for f in features)))
-    for name in names:
+    for name in data.PARTS:
         rows = [i for i, p in enumerate(parts) if name in p]
         y = torch.tensor([parts[i][name] for i in rows])
         scores = [probe(f[rows], y) for f in features.values()]
