@@ -6,7 +6,7 @@ other 20 %. A part the UNet could read by cross-attention scores near 100 %; cha
     /usr/bin/python3 tools/train/probe_text_encoder.py MODEL_DIR
     /usr/bin/python3 tools/train/probe_text_encoder.py --init     # the recipe's untrained encoder
 
-About 20 s on 2 cores.
+About 20-40 s on 2 cores.
 """
 import argparse
 import os
@@ -19,6 +19,7 @@ import data
 import models
 from export import load_component
 from tokenizer import Tokenizer, learn_merges
+
 
 def probe(x, y, train_fraction=0.8):
     """Test accuracy of an L2-regularised softmax classifier x [N, D] -> y [N]."""
@@ -37,11 +38,6 @@ def probe(x, y, train_fraction=0.8):
     opt.step(loss)
     with torch.no_grad():
         return ((x[n:] @ w + b).argmax(1) == y[n:]).float().mean().item()
-
-
-@torch.no_grad()
-def encode(te, tok, captions):
-    return te(torch.tensor([tok.encode(c) for c in captions]))
 
 
 def main():
@@ -64,8 +60,9 @@ def main():
         tok = Tokenizer.load(os.path.join(args.model, "tokenizer"))
     rng = np.random.default_rng(args.seed)
     captions = [data.sample(rng)[1] for _ in range(args.captions)]
-    hidden = encode(te, tok, captions)  # [N, 77, hidden]
     ids = torch.tensor([tok.encode(c) for c in captions])
+    with torch.no_grad():
+        hidden = te(ids)  # [N, 77, hidden]
     eos = hidden[torch.arange(len(ids)), (ids == tok.eos_id).int().argmax(dim=1)]
     features = {"EOS state": eos, "mean of 77": hidden.mean(dim=1)}
     parts = [data.caption_parts(c) for c in captions]
