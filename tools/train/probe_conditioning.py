@@ -26,18 +26,17 @@ def probe_set(rng, n):
     images, captions = [], dict(true=[], wrong_position=[], wrong_colour=[], empty=[])
     while len(images) < n:
         image, caption = data.sample(rng)
-        named = [p for p in positions if caption.endswith(" " + p) or (" " + p + " on ") in caption]
-        shape_part = caption.split(" on ")[0] + " "
-        shape_colour = [c for c in colours if (" " + c + " ") in shape_part]
-        if not named or " background" not in caption or len(shape_colour) != 1:
+        parts = data.caption_parts(caption)
+        if not {"position", "background", "colour"} <= parts.keys():
             continue
-        position = max(named, key=len)  # "in the top left corner" over "on the left"
+        position, colour = positions[parts["position"]], colours[parts["colour"]]
         other_position = rng.choice([p for p in positions if p != position])
-        other_colour = rng.choice([c for c in colours if c != shape_colour[0]])
+        other_colour = rng.choice([c for c in colours if c != colour])
         images.append(image)
         captions["true"].append(caption)
         captions["wrong_position"].append(caption.replace(position, other_position))
-        captions["wrong_colour"].append(caption.replace(" %s " % shape_colour[0], " %s " % other_colour, 1))
+        # The shape's colour comes before the background's, so the first match is the shape's.
+        captions["wrong_colour"].append(caption.replace(" %s " % colour, " %s " % other_colour, 1))
         captions["empty"].append("")
     x = torch.from_numpy(np.stack(images).astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1)
     return x, captions
